@@ -1,0 +1,43 @@
+"""alpharefine-sdk: plug-and-play box and mask refinement for visual object trackers.
+
+Importing the package is cheap: torch, OpenCV and the optional runtimes load on first use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__ as __version__
+
+__all__ = [
+    "__version__",
+    "Refiner",
+    "RefineResult",
+    "RefinedTracker",
+    "refine_many",
+    "WeightsError",
+    "MissingDependencyError",
+]
+
+_LAZY = {
+    "Refiner": ("refiner", "Refiner"),
+    "refine_many": ("refiner", "refine_many"),
+    "RefineResult": ("types", "RefineResult"),
+    "RefinedTracker": ("adapters", "RefinedTracker"),
+    "WeightsError": ("errors", "WeightsError"),
+    "MissingDependencyError": ("errors", "MissingDependencyError"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'alpharefine_sdk' has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,28 @@
+"""Lazy imports of optional dependencies with errors that name the extra to install."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+_HINTS = {
+    "cv2": "OpenCV is needed for crops: pip install 'alpharefine-sdk[opencv]' "
+    "(or 'alpharefine-sdk[contrib]' for CSRT/KCF; keep only one OpenCV wheel installed)",
+    "onnx": "pip install 'alpharefine-sdk[onnx]'",
+    "onnxruntime": "pip install 'alpharefine-sdk[onnx]'",
+    "openvino": "pip install 'alpharefine-sdk[openvino]'",
+    "triton": "pip install 'alpharefine-sdk[gpu]' (Triton ships with CUDA builds of PyTorch)",
+    "matplotlib": "pip install 'alpharefine-sdk[eval]'",
+    "got10k": "pip install 'alpharefine-sdk[eval]'",
+}
+
+
+def require(name: str) -> ModuleType:
+    """Import ``name`` or raise :class:`MissingDependencyError` saying how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        top = name.split(".")[0]
+        hint = _HINTS.get(top, f"pip install {top}")
+        raise MissingDependencyError(f"{name} is not installed ({e}). Fix: {hint}") from e

@@ -1,0 +1,112 @@
+"""The crop every refiner input goes through, and the maps from crop space back to the frame.
+
+Conventions kept from the original on purpose (the weights were trained with them):
+the window is ``ceil(f*w) x ceil(f*h)`` (not square, stretched to ``S x S``), its origin is
+rounded half-to-even, the right/bottom padding drops the last frame column/row when the window
+reaches the edge, the resize is OpenCV's fixed-point bilinear, and boxes map back from the
+unrounded origin ``x - (f-1)/2*w``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from .._optional import require
+
+
+@dataclass(frozen=True)
+class CropWindow:
+    """Integer window ``[x1, x1+ws) x [y1, y1+hs)`` in frame pixels around ``box``."""
+
+    x1: int
+    y1: int
+    ws: int
+    hs: int
+    box: Tuple[float, float, float, float]
+    factor: float
+    out_size: int
+
+    @property
+    def w_f(self) -> float:
+        return self.out_size / self.ws
+
+    @property
+    def h_f(self) -> float:
+        return self.out_size / self.hs
+
+
+def crop_window(box: Sequence[float], factor: float = 2.0, out_size: int = 256) -> CropWindow:
+    """Window of ``factor`` x the box around its centre (box already validated)."""
+    x, y, w, h = (float(v) for v in box)
+    ws, hs = math.ceil(factor * w), math.ceil(factor * h)
+    if ws < 1 or hs < 1:
+        raise ValueError(f"box {tuple(box)} is too small to crop (width and height must be > 0)")
+    x1 = round(x + 0.5 * w - ws * 0.5)
+    y1 = round(y + 0.5 * h - hs * 0.5)
+    return CropWindow(x1, y1, ws, hs, (x, y, w, h), factor, out_size)
+
+
+def crop_patch(frame: np.ndarray, win: CropWindow) -> np.ndarray:
+    """``S x S x C`` uint8 crop of ``frame`` (any channel order) for ``win``, zero padded."""
+    cv2 = require("cv2")
+    H, W = frame.shape[:2]
+    x2, y2 = win.x1 + win.ws, win.y1 + win.hs
+    pl, pt = max(0, -win.x1), max(0, -win.y1)
+    pr, pb = max(0, x2 - W + 1), max(0, y2 - H + 1)
+    r0, r1, c0, c1 = win.y1 + pt, y2 - pb, win.x1 + pl, x2 - pr
+    if r1 <= r0 or c1 <= c0 or r0 >= H or c0 >= W or r1 <= 0 or c1 <= 0:
+        raise ValueError("crop window lies outside the frame")
+    patch = frame[r0:r1, c0:c1]
+    if pl or pr or pt or pb:
+        patch = cv2.copyMakeBorder(patch, pt, pb, pl, pr, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return cv2.resize(patch, (win.out_size, win.out_size))
+
+
+def box_from_corners(corners: np.ndarray, win: CropWindow) -> np.ndarray:
+    """Map crop-space corners ``(x_tl, y_tl, x_br, y_br)`` back to a frame box ``(x, y, w, h)``.
+
+    The width/height subtraction happens in float32 and the origin is the unrounded
+    ``x - (f-1)/2*w``, exactly as the original; result float64, unclipped.
+    """
+    c = np.asarray(corners, dtype=np.float32).reshape(4)
+    wh = c[2:] - c[:2]  # float32
+    x, y, w, h = win.box
+    k = (win.factor - 1.0) / 2.0
+    x0, y0 = x - k * w, y - k * h
+    return np.array(
+        [x0 + float(c[0]) / win.w_f, y0 + float(c[1]) / win.h_f, float(wh[0]) / win.w_f, float(wh[1]) / win.h_f],
+        dtype=np.float64,
+    )
+
+
+def box_in_crop(target: Sequence[float], win: CropWindow) -> np.ndarray:
+    """Box ``target`` (frame pixels) in crop coordinates ``(x, y, w, h)``, clamped to ``[0, S]``.
+
+    The crop centre sits at ``(S-1)/2`` and the window's unrounded box centre maps onto it (the
+    original's label convention).
+    """
+    tx, ty, tw, th = (float(v) for v in target)
+    bx, by, bw, bh = win.box
+    S = win.out_size
+    xc = (S - 1) / 2 + ((tx + tw / 2) - (bx + bw / 2)) * win.w_f
+    yc = (S - 1) / 2 + ((ty + th / 2) - (by + bh / 2)) * win.h_f
+    w2, h2 = tw * win.w_f / 2, th * win.h_f / 2
+    x1, x2 = np.clip([xc - w2, xc + w2], 0, S)
+    y1, y2 = np.clip([yc - h2, yc + h2], 0, S)
+    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)
+
+
+def paste_mask(mask_crop: np.ndarray, win: CropWindow, frame_hw: Tuple[int, int]) -> np.ndarray:
+    """Resize an ``S x S`` crop mask to the window and paste it into an ``H x W`` float32 map."""
+    cv2 = require("cv2")
+    H, W = frame_hw
+    out = np.zeros((H, W), dtype=np.float32)
+    r = cv2.resize(np.ascontiguousarray(mask_crop, dtype=np.float32), (win.ws, win.hs))
+    fx0, fy0 = max(win.x1, 0), max(win.y1, 0)
+    fx1, fy1 = min(win.x1 + win.ws, W), min(win.y1 + win.hs, H)
+    if fx1 > fx0 and fy1 > fy0:
+        out[fy0:fy1, fx0:fx1] = r[fy0 - win.y1 : fy1 - win.y1, fx0 - win.x1 : fx1 - win.x1]
+    return out

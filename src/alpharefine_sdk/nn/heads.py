@@ -1,0 +1,105 @@
+"""Prediction heads: the corner head with soft-argmax and the coarse-to-fine mask head."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .fusion import conv_bn_relu
+
+
+def soft_argmax(scores: Tensor, stride: int = 16) -> Tensor:
+    """Expected ``(x, y)`` of a softmax over a ``[B, 1, H, W]`` score map.
+
+    Cell ``(row, col)`` sits at ``(stride*col, stride*row)`` (the cell's top-left, no half-cell
+    offset, as the released weights expect). Computed in float32 whatever the input dtype.
+    """
+    b, _, h, w = scores.shape
+    with torch.autocast(scores.device.type, enabled=False):
+        p = torch.softmax(scores.reshape(b, h * w).float(), dim=1)
+        xs = torch.arange(w, device=scores.device, dtype=torch.float32).repeat(h) * stride
+        ys = torch.arange(h, device=scores.device, dtype=torch.float32).repeat_interleave(w) * stride
+        return torch.stack([p @ xs, p @ ys], dim=1)
+
+
+class CornerHead(nn.Module):
+    """Two towers (top-left, bottom-right) of conv-BN-ReLU blocks and a 1x1 score conv each."""
+
+    def __init__(self, in_ch: int = 64, channels: Sequence[int] = (256, 128, 64, 32), stride: int = 16) -> None:
+        super().__init__()
+        self.stride = stride
+        for tower in ("tl", "br"):
+            prev = in_ch
+            for i, ch in enumerate(channels, start=1):
+                setattr(self, f"conv{i}_{tower}", conv_bn_relu(prev, ch, 3))
+                prev = ch
+            setattr(self, f"conv{len(channels) + 1}_{tower}", nn.Conv2d(prev, 1, 1))
+        self.depth = len(channels) + 1
+
+    def score_maps(self, x: Tensor) -> Tensor:
+        """Corner logits ``[B, 2, H, W]``: channel 0 top-left, channel 1 bottom-right."""
+        maps = []
+        for tower in ("tl", "br"):
+            y = x
+            for i in range(1, self.depth + 1):
+                y = getattr(self, f"conv{i}_{tower}")(y)
+            maps.append(y)
+        return torch.cat(maps, dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Corners ``[B, 4] = (x_tl, y_tl, x_br, y_br)`` in crop pixels (float32)."""
+        s = self.score_maps(x)
+        return torch.cat([soft_argmax(s[:, :1], self.stride), soft_argmax(s[:, 1:], self.stride)], dim=1)
+
+
+def _double_conv(in_ch: int, mid: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, mid, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(mid, out, 3, 1, 1), nn.ReLU(inplace=True))
+
+
+class MaskHead(nn.Module):
+    """Coarse-to-fine decoder: fusion feature at stride 16, adapted backbone taps at 8, 4 and 2.
+
+    ``widths`` are the decoder widths of the three levels from coarse to fine (original: 32/16/4);
+    ``tap_channels`` the channels of the adapted taps (original: 512/256/64 for layer2/layer1/conv1).
+    """
+
+    def __init__(
+        self,
+        fusion_ch: int = 64,
+        tap_channels: Sequence[int] = (512, 256, 64),
+        widths: Sequence[int] = (32, 16, 4),
+        hidden: Sequence[int] = (128, 64, 16),
+    ) -> None:
+        super().__init__()
+        w2, w1, w0 = widths
+        self.v2 = _double_conv(tap_channels[0], hidden[0], w2)
+        self.v1 = _double_conv(tap_channels[1], hidden[1], w1)
+        self.v0 = _double_conv(tap_channels[2], hidden[2], w0)
+        self.h2 = _double_conv(fusion_ch, w2, w2)
+        self.h1 = _double_conv(w1, w1, w1)
+        self.h0 = _double_conv(w0, w0, w0)
+        self.post0 = nn.Conv2d(w2, w1, 3, 1, 1)
+        self.post1 = nn.Conv2d(w1, w0, 3, 1, 1)
+        self.post2 = nn.Conv2d(w0, 1, 3, 1, 1)
+
+    def logits(self, fusion: Tensor, a2: Tensor, a1: Tensor, a0: Tensor) -> Tensor:
+        """Mask logits at the resolution of ``a0`` (``[B, 1, 128, 128]`` for a 256 crop)."""
+        m = self.post0(_up(self.h2(fusion), a2) + self.v2(a2))
+        m = self.post1(_up(self.h1(m), a1) + self.v1(a1))
+        return self.post2(_up(self.h0(m), a0) + self.v0(a0))
+
+    def forward(self, fusion: Tensor, a2: Tensor, a1: Tensor, a0: Tensor, out_size: int = 256) -> Tensor:
+        """Mask probabilities ``[B, 1, out_size, out_size]`` (logits upsampled, then sigmoid)."""
+        m = self.logits(fusion, a2, a1, a0)
+        return torch.sigmoid(F.interpolate(m, size=(out_size, out_size), mode="bilinear", align_corners=False))
+
+
+def _up(x: Tensor, like: Tensor) -> Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def feature_adapters(in_channels: Sequence[int], out_channels: Sequence[int]) -> nn.ModuleList:
+    """1x1 conv-BN-ReLU adapters for the low-level search taps (original: conv1, layer1, layer2)."""
+    return nn.ModuleList(conv_bn_relu(i, o, 1) for i, o in zip(in_channels, out_channels))

@@ -1,0 +1,173 @@
+"""``Refiner``: initialise on the first frame, then refine a base tracker's box on later frames."""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .boxes import as_box, as_frame, check_image_format, check_inside, clip_box
+from .config import ModelConfig
+from .geometry.crop import CropWindow, box_from_corners, crop_patch, crop_window, paste_mask
+from .types import RefineResult
+
+
+class Refiner:
+    """Alpha-Refine box (and mask) refiner for one target.
+
+    Frames are ``H x W x 3`` uint8 (``image_format`` "RGB" by default, "BGR" for OpenCV frames;
+    2-D grayscale is expanded to 3 equal channels). Boxes are ``(x, y, w, h)`` floats in pixels,
+    top-left origin. Build with :meth:`from_pretrained`; one instance holds one target's template,
+    :meth:`clone` gives another target a refiner on the same loaded network.
+    """
+
+    def __init__(self, engine: Any, config: ModelConfig, *, image_format: str = "RGB", gate: Any = None) -> None:
+        self.engine = engine
+        self.config = config
+        self.image_format = check_image_format(image_format)
+        self.gate = gate
+        self._kernel: Any = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: Any = None,
+        *,
+        revision: Optional[str] = None,
+        cache_dir: Optional[str] = None,
+        local_files_only: bool = False,
+        token: Optional[str] = None,
+        device: Optional[str] = None,
+        backend: str = "torch",
+        precision: str = "fp32",
+        image_format: str = "RGB",
+        gate: Any = None,
+        **backend_options: Any,
+    ) -> "Refiner":
+        """Load weights and build a refiner.
+
+        ``source``: ``None`` (the packaged default model), a model folder, ``model.safetensors``,
+        an original ``*.pth.tar`` (converted in memory, nothing from its pickle is executed), a
+        short model name, or a Hub repo id ``"org/name"``. ``device=None`` picks CUDA when present.
+        ``backend``: "torch" (default), "onnxruntime" or "openvino"; ``precision``: "fp32"
+        (default, exact), "bf16" or "fp16" (CUDA).
+        """
+        from .backends import make_engine
+        from .weights.resolve import load_source
+
+        net, config = load_source(
+            source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+        engine = make_engine(backend, net, config, device=device, precision=precision, **backend_options)
+        return cls(engine, config, image_format=image_format, gate=gate)
+
+    def clone(self) -> "Refiner":
+        """A fresh, uninitialised refiner on the same network (weights in memory once)."""
+        return type(self)(self.engine, self.config, image_format=self.image_format, gate=self.gate)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def is_initialized(self) -> bool:
+        return self._kernel is not None
+
+    def reset(self) -> None:
+        """Forget the template; :meth:`initialize` must be called again."""
+        self._kernel = None
+
+    @property
+    def net(self) -> Any:
+        """The underlying :class:`torch.nn.Module` (torch backend)."""
+        return getattr(self.engine, "net", None)
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare(self, frame: Any, box: Any, image_format: Optional[str]) -> Tuple[np.ndarray, np.ndarray, CropWindow, np.ndarray]:
+        fmt = check_image_format(image_format or self.image_format)
+        frame = as_frame(frame)
+        b = as_box(box)
+        check_inside(b, frame.shape[:2])
+        pre = self.config.preprocessing
+        win = crop_window(b, pre.search_factor, pre.input_size)
+        crop = crop_patch(frame, win)
+        if crop.ndim == 2:
+            crop = np.repeat(crop[:, :, None], 3, axis=2)
+        elif fmt == "BGR":
+            crop = crop[:, :, ::-1]
+        return frame, b, win, np.ascontiguousarray(crop)
+
+    # ------------------------------------------------------------------ API
+    def initialize(self, frame: Any, box: Any, *, image_format: Optional[str] = None) -> None:
+        """Compute and keep the template of the target in ``box`` on ``frame``."""
+        _, _, _, crop = self._prepare(frame, box, image_format)
+        self._kernel = self.engine.template(crop[None])
+
+    def refine(
+        self,
+        frame: Any,
+        box: Any,
+        *,
+        mask: bool = False,
+        clip: bool = False,
+        min_size: float = 10.0,
+        image_format: Optional[str] = None,
+    ) -> RefineResult:
+        """Refine the base tracker's ``box`` on ``frame``.
+
+        Returns a :class:`RefineResult` that unpacks as ``box, mask``: the refined float64
+        ``(x, y, w, h)`` (exactly the original's, unclipped unless ``clip=True``, which clips to the
+        frame keeping ``min_size`` pixels) and, with ``mask=True``, an ``H x W`` float32
+        probability map (same backbone pass).
+        """
+        if self._kernel is None:
+            raise RuntimeError("refine() called before initialize(frame, box): initialize the refiner on the first frame")
+        frame, b, win, crop = self._prepare(frame, box, image_format)
+        corners, masks = self.engine.search(crop[None], self._kernel, with_mask=mask)
+        return self._result(corners[0], None if masks is None else masks[0], b, win, frame.shape[:2], clip, min_size)
+
+    def _result(self, corners: np.ndarray, mask_crop: Optional[np.ndarray], b: np.ndarray, win: CropWindow,
+                hw: Tuple[int, int], clip: bool, min_size: float) -> RefineResult:
+        if not np.isfinite(corners).all():
+            raise RuntimeError("the network produced non-finite corners; the weights are likely corrupt")
+        out = box_from_corners(corners, win)
+        gated = False
+        if self.gate is not None and not self.gate.accept(b, out):
+            out, gated = b.copy(), True
+        if clip:
+            out = clip_box(out, hw, min_size)
+        m = paste_mask(mask_crop, win, hw) if mask_crop is not None else None
+        return RefineResult(out, m, b, gated)
+
+
+def refine_many(
+    refiners: Sequence[Refiner],
+    frame: Any,
+    boxes: Sequence[Any],
+    *,
+    mask: bool = False,
+    clip: bool = False,
+    min_size: float = 10.0,
+    image_format: Optional[str] = None,
+) -> List[RefineResult]:
+    """Refine one box per initialised refiner on the same frame in one batched network pass.
+
+    All refiners must share one engine (see :meth:`Refiner.clone`). Results equal N separate
+    :meth:`Refiner.refine` calls.
+    """
+    refiners = list(refiners)
+    if len(refiners) != len(boxes):
+        raise ValueError(f"got {len(refiners)} refiners but {len(boxes)} boxes; pass one box per refiner")
+    if not refiners:
+        return []
+    engine = refiners[0].engine
+    for i, r in enumerate(refiners):
+        if r.engine is not engine:
+            raise ValueError(f"refiners[{i}] runs on another network; build them with clone() from one refiner")
+        if not r.is_initialized:
+            raise RuntimeError(f"refiners[{i}] is not initialised: call initialize(frame, box) first")
+    prepared = [r._prepare(frame, b, image_format) for r, b in zip(refiners, boxes)]
+    crops = np.stack([p[3] for p in prepared])
+    corners, masks = engine.search(crops, engine.concat([r._kernel for r in refiners]), with_mask=mask)
+    hw = prepared[0][0].shape[:2]
+    return [
+        r._result(corners[i], None if masks is None else masks[i], p[1], p[2], hw, clip, min_size)
+        for i, (r, p) in enumerate(zip(refiners, prepared))
+    ]

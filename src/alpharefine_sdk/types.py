@@ -1,0 +1,28 @@
+"""Result types."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    """What :meth:`Refiner.refine` returns; unpacks as ``box, mask = result``.
+
+    Attributes:
+        box: refined ``(x, y, w, h)`` float64 in frame pixels (unclipped unless ``clip=True``).
+        mask: ``H x W`` float32 foreground probability in frame coordinates, or ``None``.
+        input_box: the box that was refined (float64).
+        gated: ``True`` when the do-no-harm gate kept the input box instead of the refined one.
+    """
+
+    box: np.ndarray
+    mask: Optional[np.ndarray] = None
+    input_box: Optional[np.ndarray] = None
+    gated: bool = False
+
+    def __iter__(self) -> Iterator[Optional[np.ndarray]]:
+        yield self.box
+        yield self.mask

@@ -1,0 +1,1 @@
+"""Weights: the original checkpoint container, our safetensors format, and the Hub."""

@@ -1,0 +1,107 @@
+"""Our weight format (``model.safetensors`` + ``config.json``, never pickle) and local sources."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+
+from ..config import ModelConfig
+from ..errors import WeightsError
+from ..nn.arnet import RefinerNet, build_net
+from ..nn.resnet import is_unused_resnet_key
+from .state import load_strict
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+PathLike = Union[str, Path]
+
+
+def read_safetensors(path: PathLike) -> Dict[str, torch.Tensor]:
+    """Read a safetensors file; a truncated or corrupt file gives a :class:`WeightsError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"missing weights file: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(
+            f"{path} is not a readable safetensors file ({e}); it may be truncated or corrupt: "
+            "download or convert it again"
+        ) from None
+
+
+def load_model_folder(folder: PathLike, config_path: Optional[PathLike] = None) -> Tuple[RefinerNet, ModelConfig]:
+    """Load ``folder/config.json`` + ``folder/model.safetensors`` (or an explicit pair) strictly."""
+    folder = Path(folder)
+    weights = folder / WEIGHTS_NAME if folder.is_dir() else folder
+    config = ModelConfig.load(Path(config_path) if config_path else weights.parent / CONFIG_NAME)
+    net = build_net(config.architecture)
+    load_strict(net, read_safetensors(weights), what=f"weights in {weights}")
+    return net.eval(), config
+
+
+def convert_original(path: PathLike) -> Tuple[RefinerNet, ModelConfig]:
+    """Load an original ``*.pth.tar`` (AR34 c+m) into our network, in memory."""
+    from .legacy import load_original_checkpoint
+
+    ckpt = load_original_checkpoint(path)
+    fun = ckpt.constructor.get("fun_name")
+    if fun and fun != "SEcm_resnet34":
+        raise WeightsError(
+            f"{path} was built by {fun!r}; only the AR34 c+m model (SEcm_resnet34) is supported"
+        )
+    kwds = ckpt.constructor.get("kwds") or {}
+    if isinstance(kwds, dict) and kwds.get("pool_size", 8) != 8:
+        raise WeightsError(f"{path}: pool_size {kwds.get('pool_size')} is not the released 8")
+    net = build_net("ar34_cm")
+    unused = [k for k in ckpt.state_dict if is_unused_resnet_key(k)]
+    load_strict(net, ckpt.state_dict, ignore=unused, what=f"checkpoint {Path(path).name}")
+    config = ModelConfig(
+        architecture="ar34_cm",
+        license="see the original Alpha-Refine release",
+        source=f"converted from {Path(path).name}",
+    )
+    return net.eval(), config
+
+
+def save_model_folder(net: RefinerNet, config: ModelConfig, folder: PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` to ``folder``.
+
+    Refuses a non-empty folder; ``overwrite=True`` replaces an earlier save but still refuses a
+    folder that holds anything besides our three files.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder")
+    ours = {WEIGHTS_NAME, CONFIG_NAME, "README.md"}
+    if folder.is_dir():
+        present = sorted(p.name for p in folder.iterdir())
+        foreign = [n for n in present if n not in ours]
+        if foreign or (present and not overwrite):
+            raise FileExistsError(
+                f"{folder} is not empty ({', '.join(present[:5])}); "
+                + ("it holds files that are not ours, choose an empty folder" if foreign
+                   else "pass overwrite=True to replace an earlier save")
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "architecture": config.architecture})
+    config.save(folder / CONFIG_NAME)
+    return folder
+
+
+def looks_like_original(path: Path) -> bool:
+    """True for a torch pickle (legacy magic or zip) rather than our format."""
+    if path.suffix in (".tar", ".pth", ".pt", ".ckpt"):
+        return True
+    try:
+        head = path.read_bytes()[:4]
+    except OSError:
+        return False
+    return head[:2] == b"\x80\x02" or head == b"PK\x03\x04"

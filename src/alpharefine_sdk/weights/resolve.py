@@ -1,0 +1,66 @@
+"""Turn a ``source`` (folder, file, original checkpoint, short name or Hub repo id) into a network."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Tuple
+
+from ..config import ModelConfig
+from ..errors import WeightsError
+from ..nn.arnet import RefinerNet
+from .io import CONFIG_NAME, WEIGHTS_NAME, convert_original, load_model_folder, looks_like_original
+
+PACKAGE_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def default_model_dir() -> Optional[Path]:
+    """Folder of the model shipped inside the package, if this release ships one."""
+    d = PACKAGE_MODELS / "default"
+    return d if (d / WEIGHTS_NAME).is_file() else None
+
+
+def load_source(
+    source: Any = None,
+    *,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    local_files_only: bool = False,
+    token: Optional[str] = None,
+) -> Tuple[RefinerNet, ModelConfig]:
+    """Resolve ``source`` in this order: ``None`` (the packaged default), a local folder in our
+    format, a local ``model.safetensors`` (with ``config.json`` beside it) or ``config.json``, an
+    original ``*.pth.tar``, a short model name, then a Hub repo id ``"org/name"``."""
+    if source is None:
+        d = default_model_dir()
+        if d is None:
+            raise WeightsError(
+                "this release ships no default weights; pass a model folder, an original "
+                "*.pth.tar checkpoint or a Hub repo id to from_pretrained"
+            )
+        return load_model_folder(d)
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file() and not (path / WEIGHTS_NAME).is_file():
+            raise WeightsError(f"{path} is a folder without {WEIGHTS_NAME} and {CONFIG_NAME}; is it a model folder?")
+        return load_model_folder(path)
+    if path.is_file():
+        if path.name == CONFIG_NAME:
+            return load_model_folder(path.parent)
+        if path.suffix == ".safetensors":
+            return load_model_folder(path, path.parent / CONFIG_NAME)
+        if looks_like_original(path):
+            return convert_original(path)
+        raise WeightsError(f"{path}: unknown weight file type (expected a model folder, .safetensors or .pth.tar)")
+    from .hub import load_from_hub, resolve_name
+
+    repo_id, pinned = resolve_name(str(source))
+    if repo_id is None:
+        raise WeightsError(
+            f"{source!r} is neither an existing path nor a Hub repo id ('org/name') nor a known model name"
+        )
+    return load_from_hub(
+        repo_id,
+        revision=revision or pinned,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+    )

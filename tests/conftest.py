@@ -1,0 +1,58 @@
+"""Shared fixtures. Real data comes from ``../shared`` beside the repository; tests that need it
+skip with a clear reason where it is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ALPHAREFINE_SHARED", ROOT.parent / "shared")).resolve()
+PARITY = SHARED / "parity"
+DATA = SHARED / "data"
+CHECKPOINT = PARITY / "ar34_random.pth.tar"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared test data not found: {path} (expected ../shared beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return need(SHARED)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path() -> Path:
+    return need(CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def ar34(checkpoint_path):
+    """The parity network loaded once per session (CPU, exact fp32)."""
+    from alpharefine_sdk import Refiner
+
+    return Refiner.from_pretrained(checkpoint_path, device="cpu")
+
+
+@pytest.fixture
+def refiner(ar34):
+    """A fresh refiner on the shared network."""
+    return ar34.clone()
+
+
+@pytest.fixture(scope="session")
+def golden():
+    import numpy as np
+
+    return np.load(need(PARITY / "golden.npz"))
+
+
+@pytest.fixture(scope="session")
+def parity_frames(golden):
+    import cv2
+
+    return [cv2.cvtColor(cv2.imread(str(PARITY / f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for f in golden["frame_file"]]
