@@ -65,6 +65,32 @@ class Refiner:
         """A fresh, uninitialised refiner on the same network (weights in memory once)."""
         return type(self)(self.engine, self.config, image_format=self.image_format, gate=self.gate)
 
+    # ------------------------------------------------------------------ weights, export, speed
+    # Each delegates to the module that owns the concern.
+    def save_pretrained(self, folder: Any, **kwargs: Any) -> Any:
+        """Write ``model.safetensors``, ``config.json`` and a model card to ``folder``."""
+        from .weights.hub import save_pretrained
+
+        return save_pretrained(self, folder, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Publish the weights to a Hugging Face Hub repo (see ``docs/weights.md``)."""
+        from .weights.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+    def export_onnx(self, out_dir: Any, **kwargs: Any) -> Any:
+        """Export the template and search graphs to ONNX (see ``docs/backends.md``)."""
+        from .backends.onnx_export import export_onnx
+
+        return export_onnx(self, out_dir, **kwargs)
+
+    def optimize(self, **kwargs: Any) -> "Refiner":
+        """Opt in to the fast GPU path (half precision, fused correlation, CUDA graphs...)."""
+        from .backends.gpu import optimize
+
+        return optimize(self, **kwargs)
+
     # ------------------------------------------------------------------ state
     @property
     def is_initialized(self) -> bool:
