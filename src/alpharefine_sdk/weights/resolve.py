@@ -28,7 +28,7 @@ def load_source(
 ) -> Tuple[RefinerNet, ModelConfig]:
     """Resolve ``source`` in this order: ``None`` (the packaged default), a local folder in our
     format, a local ``model.safetensors`` (with ``config.json`` beside it) or ``config.json``, an
-    original ``*.pth.tar``, a short model name, then a Hub repo id ``"org/name"``."""
+    original ``*.pth.tar``, a model shipped in the package by name, a short model name, then a Hub repo id ``"org/name"``."""
     if source is None:
         d = default_model_dir()
         if d is None:
@@ -50,6 +50,9 @@ def load_source(
         if looks_like_original(path):
             return convert_original(path)
         raise WeightsError(f"{path}: unknown weight file type (expected a model folder, .safetensors or .pth.tar)")
+    packaged = PACKAGE_MODELS / str(source)
+    if str(source).replace("-", "_").isidentifier() and (packaged / WEIGHTS_NAME).is_file():
+        return load_model_folder(packaged)
     from .hub import load_from_hub, resolve_name
 
     repo_id, pinned = resolve_name(str(source))
