@@ -50,6 +50,14 @@ def load_source(
         if looks_like_original(path):
             return convert_original(path)
         raise WeightsError(f"{path}: unknown weight file type (expected a model folder, .safetensors or .pth.tar)")
+    text = str(source)
+    if (
+        isinstance(source, Path)
+        or text.startswith((".", "/", "~", "\\"))
+        or text.count("/") > 1
+        or path.suffix in (".tar", ".pth", ".pt", ".ckpt", ".safetensors", ".json")
+    ):
+        raise WeightsError(f"weights not found: {path} does not exist (check the path)")
     packaged = PACKAGE_MODELS / str(source)
     if str(source).replace("-", "_").isidentifier() and (packaged / WEIGHTS_NAME).is_file():
         return load_model_folder(packaged)
