@@ -1,0 +1,199 @@
+"""``RefinedTracker``: the shared part of every adapter (refiner set-up, refine + clip, bookkeeping).
+
+Each host kind lives in its own module and subclasses :class:`RefinedTracker`;
+``RefinedTracker(base, ...)`` itself detects the kind (see :mod:`.detect`) and returns an instance
+of the matching adapter, so ``isinstance(t, RefinedTracker)`` holds for all of them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from ..boxes import as_box, as_frame, check_image_format, clip_box
+from ..errors import WeightsError
+from ..types import RefineResult
+
+WriteBack = Union[bool, Callable[[np.ndarray], None]]
+
+
+def resolve_refiner(refiner: Any, gate: Any = None) -> Any:
+    """Turn the ``refiner`` argument into a :class:`~alpharefine_sdk.Refiner`.
+
+    ``None`` loads the packaged default weights (a clear :class:`WeightsError` while none ship);
+    a path or model name goes through ``Refiner.from_pretrained``; a refiner is used as it is.
+    """
+    if refiner is None or isinstance(refiner, (str, os.PathLike)):
+        from ..refiner import Refiner
+
+        try:
+            refiner = Refiner.from_pretrained(refiner)
+        except WeightsError as e:
+            if refiner is not None:
+                raise
+            raise WeightsError(
+                "RefinedTracker(base) with refiner=None needs the package's default weights, and this "
+                "release ships none. Pass a refiner: RefinedTracker(base, Refiner.from_pretrained("
+                "'<model folder | original .pth.tar | org/name>')) or RefinedTracker(base, '<path>')"
+            ) from e
+    for method in ("initialize", "refine"):
+        if not callable(getattr(refiner, method, None)):
+            raise TypeError(
+                f"refiner must be an alpharefine_sdk.Refiner (with initialize() and refine()); got "
+                f"{type(refiner).__name__}. Build one with Refiner.from_pretrained(...)"
+            )
+    if gate is not None:
+        if not callable(getattr(gate, "accept", None)):
+            raise TypeError(f"gate must have accept(input_box, refined_box) -> bool; got {type(gate).__name__}")
+        refiner.gate = gate
+    return refiner
+
+
+class RefinedTracker:
+    """Wrap a base tracker so each of its boxes is refined, clipped and (optionally) fed back.
+
+    ``RefinedTracker(base, refiner=None, *, kind=None, write_back=True, mask=False,
+    min_size=10, gate=None, image_format=None, **options)`` keeps the base tracker's own
+    interface (OpenCV ``init``/``update``, pysot ``init``/``track``, pytracking and STARK
+    ``initialize``/``track``, got10k ``init``/``update``, or ``fn(frame) -> box``).
+
+    Args:
+        base: the tracker to wrap (an instance, a zero-argument factory such as
+            ``cv2.TrackerKCF.create``, or a callable ``fn(frame) -> box``).
+        refiner: a :class:`~alpharefine_sdk.Refiner` (one per tracker; use ``refiner.clone()``
+            for more), a path or model name, or ``None`` for the packaged default weights.
+        kind: force the host protocol: "opencv", "pysot", "pytracking", "state_list" (alias
+            "stark"), "got10k" or "callable". Detected from the base's methods when ``None``.
+        write_back: ``True`` (the original's policy) feeds each refined box back into the base
+            tracker's state; ``False`` refines the output only; a callable ``fn(box_xywh)``
+            is called with the refined, clipped float box instead.
+        mask: also compute the mask (same network pass); kept on :attr:`last_mask`.
+        min_size: refined boxes are clipped to the image keeping at least this many pixels a side.
+        gate: a do-no-harm gate with ``accept(input_box, refined_box) -> bool``, set on the refiner.
+        image_format: colour order of the frames you pass, when it differs from the host's usual
+            one (BGR for OpenCV and pysot, RGB otherwise).
+
+    After each frame: :attr:`last_box` (the returned box, float64), :attr:`last_base_box` (the
+    base tracker's box, float64), :attr:`last_result` (the :class:`RefineResult`, ``None`` when
+    refinement was skipped) and :attr:`last_mask`.
+    """
+
+    kind: str = ""
+    default_image_format: str = "RGB"
+
+    def __new__(cls, base: Any = None, *args: Any, **kwargs: Any) -> "RefinedTracker":
+        if cls is RefinedTracker:
+            from .detect import adapter_class
+
+            cls = adapter_class(base, kwargs.get("kind"))
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        base: Any,
+        refiner: Any = None,
+        *,
+        kind: Optional[str] = None,
+        write_back: WriteBack = True,
+        mask: bool = False,
+        min_size: float = 10.0,
+        gate: Any = None,
+        image_format: Optional[str] = None,
+    ) -> None:
+        if not (isinstance(write_back, bool) or callable(write_back)):
+            raise TypeError(f"write_back must be True, False or a callable fn(box_xywh); got {write_back!r}")
+        if not isinstance(min_size, (int, float)) or min_size < 1:
+            raise ValueError(f"min_size must be a number >= 1 (pixels); got {min_size!r}")
+        self.base = base
+        self.refiner = resolve_refiner(refiner, gate)
+        self.write_back = write_back
+        self.mask = bool(mask)
+        self.min_size = float(min_size)
+        self.image_format = check_image_format(image_format or self.default_image_format)
+        self._initialized = False
+        self._clear_last()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _clear_last(self) -> None:
+        self.last_box: Optional[np.ndarray] = None
+        self.last_base_box: Optional[np.ndarray] = None
+        self.last_result: Optional[RefineResult] = None
+        self.last_mask: Optional[np.ndarray] = None
+
+    @property
+    def is_initialized(self) -> bool:
+        return self._initialized
+
+    def _require_init(self, method: str, init_name: str) -> None:
+        if not self._initialized:
+            raise RuntimeError(
+                f"{method}() called before {init_name}(): initialise the wrapped tracker on the first frame"
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base={type(self.base).__name__}, write_back={self.write_back!r}, mask={self.mask})"
+
+    # ------------------------------------------------------------------ shared steps
+    def _start(self, frame: Any, box: Any) -> np.ndarray:
+        """Initialise the refiner on ``frame``/``box`` (host colour order); returns the float box."""
+        b = as_box(box)
+        self.refiner.initialize(frame, b, image_format=self.image_format)
+        self._clear_last()
+        self.last_box = b.copy()
+        return b
+
+    def _refine(self, frame: np.ndarray, base_box: Any) -> np.ndarray:
+        """Refine ``base_box`` on ``frame`` and clip it to the image; updates the ``last_*`` fields."""
+        self.last_base_box = np.asarray(base_box, dtype=np.float64).reshape(4).copy()
+        res = self.refiner.refine(frame, self.last_base_box, mask=self.mask, image_format=self.image_format)
+        box = clip_box(res.box, frame.shape[:2], self.min_size)
+        self.last_result, self.last_mask, self.last_box = res, res.mask, box
+        return box
+
+    def _skip(self, base_box: Any) -> None:
+        """Record a frame where refinement was skipped (the base answer is reported)."""
+        try:
+            b = np.asarray(base_box, dtype=np.float64).reshape(4).copy()
+        except (TypeError, ValueError):
+            b = np.full(4, np.nan)
+        self.last_base_box, self.last_box = b, b.copy()
+        self.last_result = self.last_mask = None
+
+    def reset(self) -> None:
+        """Forget the target: the refiner's template and the ``last_*`` fields; call the init method again."""
+        self.refiner.reset()
+        self._initialized = False
+        self._clear_last()
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything the adapter does not define comes from the base tracker (drop-in replacement).
+        base = self.__dict__.get("base")
+        if base is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+        return getattr(base, name)
+
+    def _custom_write_back(self, box: np.ndarray) -> bool:
+        """Run a user write-back hook; ``True`` when one ran (or write-back is off)."""
+        if self.write_back is False:
+            return True
+        if callable(self.write_back):
+            self.write_back(box.copy())
+            return True
+        return False
+
+
+def frame_array(frame: Any) -> np.ndarray:
+    """A validated uint8 numpy frame (PIL images and other array-likes are converted)."""
+    return as_frame(np.asarray(frame) if not isinstance(frame, np.ndarray) else frame)
+
+
+def usable(box: Any, frame_hw: Any) -> bool:
+    """``True`` when ``box`` is finite, has a positive size and overlaps the frame (refinable)."""
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(4)
+    except (TypeError, ValueError):
+        return False
+    H, W = frame_hw
+    x, y, w, h = b
+    return bool(np.isfinite(b).all() and w > 0 and h > 0 and x < W and y < H and x + w > 0 and y + h > 0)
