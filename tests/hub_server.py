@@ -8,7 +8,7 @@ with the parts of the Hub protocol ``huggingface_hub`` 2.x uses:
   answer 302 with ``X-Linked-Etag`` (sha256), ``X-Linked-Size`` and a ``Location`` on a second
   "CDN" server (another port, so the client treats it as a foreign host as it does on the Hub).
   Errors carry the Hub's ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``).
-* ``POST /api/repos/create``, ``/api/validate-yaml``, ``/api/models/{repo}/preupload/{rev}``,
+* ``GET /api/models/{repo}[/revision/{rev}]`` (repo info), ``POST /api/repos/create``, ``/api/validate-yaml``, ``/api/models/{repo}/preupload/{rev}``,
   ``/{repo}.git/info/lfs/objects/batch`` + ``PUT`` of the blob (basic transfer),
   ``/api/models/{repo}/commit/{rev}`` (NDJSON) and ``/api/models/{repo}/branch/{branch}``: what
   ``HfApi.create_repo`` + ``upload_folder`` need when Xet is disabled.
@@ -215,7 +215,19 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) >= 5 and parts[2] == "resolve":
             repo_id, revision, filename = "/".join(parts[:2]), unquote(parts[3]), unquote("/".join(parts[4:]))
             return self._resolve(repo_id, revision, filename, head=head)
+        if len(parts) in (4, 6) and parts[:2] == ["api", "models"] and (len(parts) == 4 or parts[4] == "revision"):
+            return self._repo_info("/".join(parts[2:4]), unquote(parts[5]) if len(parts) == 6 else "main", head=head)
         self._error(404, None, f"no route for {path}", head=head)
+
+    def _repo_info(self, repo_id: str, revision: str, *, head: bool) -> None:
+        store = self.hub.store
+        if not store.exists(repo_id):
+            return self._error(404, "RepoNotFound", "Repository not found", head=head)
+        commit = store.resolve(repo_id, revision)
+        if commit is None:
+            return self._error(404, "RevisionNotFound", "Invalid rev id: " + revision, head=head)
+        siblings = [{"rfilename": name} for name in store.tree(repo_id, commit)]
+        self._json(200, {"id": repo_id, "sha": commit, "siblings": siblings, "private": False})
 
     def _resolve(self, repo_id: str, revision: str, filename: str, *, head: bool) -> None:
         store = self.hub.store
@@ -279,8 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
             repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
             try:
                 store.create(repo_id)
-            except FileExistsError:
-                return self._error(409, None, "You already created this model repo")
+            except FileExistsError:  # the Hub answers 409 with the repo url in the body
+                msg = "You already created this model repo"
+                return self._json(409, {"error": msg, "url": f"{self.hub.url}/{repo_id}"}, {"X-Error-Message": msg})
             return self._json(200, {"url": f"{self.hub.url}/{repo_id}", "name": repo_id})
         parts = path.strip("/").split("/")
         if path.endswith(".git/info/lfs/objects/batch"):

@@ -177,7 +177,8 @@ def _download_error(e: Exception, repo_id: str, revision: Optional[str], filenam
         hint = "pass a valid token=... (or run `hf auth login`)" if status in (401, 403) else "try again later"
         return WeightsError(f"{where}: the Hub answered HTTP {status} for {filename} ({first}); {hint}")
     if isinstance(e, OSError):
-        return WeightsError(f"{where}: downloading {filename} failed ({e}); run again to retry the download")
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return WeightsError(f"{where}: downloading {filename} failed ({first}); run again to retry the download")
     return WeightsError(f"{where}: could not get {filename} ({type(e).__name__}: {e})")
 
 
