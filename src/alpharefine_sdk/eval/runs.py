@@ -1,0 +1,142 @@
+"""One base tracker on one sequence: the plain run (plus the oracle refinement) and the refined run.
+
+Frames are read in BGR (OpenCV's order) and the refiner is told so. Each run seeds OpenCV's RNG
+first (``cv2.setRNGSeed``; MIL samples randomly), so runs repeat exactly, serial or in parallel.
+When the base tracker reports a failure (``ok=False`` or a box with no area on the image) the
+previous output box is recorded for that frame.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from ..boxes import clip_box, round_box_for_opencv
+from .datasets import Sequence
+from .metrics import mask_iou
+
+MIN_SIZE = 10.0  # refined boxes are clipped to the image keeping this many pixels, as the adapters do
+
+
+class TimedRefiner:
+    """Forwards to a refiner and records the wall time of each ``refine`` call (ms)."""
+
+    def __init__(self, refiner: Any) -> None:
+        self._refiner = refiner
+        self.times_ms: List[float] = []
+
+    def initialize(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refiner.initialize(*args, **kwargs)
+
+    def refine(self, *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        out = self._refiner.refine(*args, **kwargs)
+        self.times_ms.append((time.perf_counter() - t) * 1000.0)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_refiner"], name)
+
+
+def _seed(seed: int) -> None:
+    from .._optional import require
+
+    require("cv2").setRNGSeed(int(seed))
+
+
+def _valid_box(box: Any, hw: Any) -> Optional[np.ndarray]:
+    from ..adapters.base import usable
+
+    if not usable(box, hw):
+        return None
+    return np.asarray(box, dtype=np.float64).reshape(4).copy()
+
+
+def _init_box_for(tracker: Any, box: np.ndarray, hw: Any) -> Any:
+    """Integer box for OpenCV's new API (it refuses floats), floats for anything else."""
+    from ..adapters.detect import is_opencv_tracker
+
+    legacy_mod = getattr(sys.modules.get("cv2"), "legacy", None)
+    legacy = legacy_mod is not None and isinstance(tracker, legacy_mod.Tracker)
+    if is_opencv_tracker(tracker) and not legacy:
+        return round_box_for_opencv(clip_box(box, hw, 1.0), hw)
+    return tuple(float(v) for v in box)
+
+
+def oracle_input(gt: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+    """The oracle experiment's refiner input: the tracker's size centred on the ground-truth centre."""
+    cx, cy = gt[0] + gt[2] / 2, gt[1] + gt[3] / 2
+    return np.array([cx - tracked[2] / 2, cy - tracked[3] / 2, tracked[2], tracked[3]])
+
+
+def run_base(seq: Sequence, n: int, factory: Callable[[], Any], seed: int, oracle_refiner: Any = None) -> Dict[str, Dict[str, Any]]:
+    """Plain base tracker; with ``oracle_refiner`` also refine the oracle input on every frame."""
+    _seed(seed)
+    tracker = factory()
+    frame = seq.frame(0, "BGR")
+    hw = frame.shape[:2]
+    init = seq.init_box
+    tracker.init(frame, _init_box_for(tracker, init, hw))
+    boxes, times = [init], [float("nan")]
+    o_in, o_out, timed = [init], [init], None
+    if oracle_refiner is not None:
+        timed = TimedRefiner(oracle_refiner)
+        timed.initialize(frame, init, image_format="BGR")
+    for i in range(1, n):
+        frame = seq.frame(i, "BGR")
+        t = time.perf_counter()
+        ok, box = tracker.update(frame)
+        times.append(time.perf_counter() - t)
+        b = _valid_box(box, hw) if ok else None
+        boxes.append(b if b is not None else boxes[-1])
+        if timed is not None:
+            gt = seq.gt[i]
+            inp = oracle_input(gt, boxes[-1]) if np.isfinite(gt).all() else boxes[-1]
+            o_in.append(inp)
+            o_out.append(clip_box(timed.refine(frame, inp, image_format="BGR").box, hw, MIN_SIZE))
+    out = {"base": {"boxes": np.array(boxes), "times": np.array(times)}}
+    if timed is not None:
+        ot = np.array([np.nan] + [ms / 1000.0 for ms in timed.times_ms])
+        out["oracle_in"] = {"boxes": np.array(o_in), "times": ot}
+        out["oracle"] = {"boxes": np.array(o_out), "times": ot, "refine_ms": np.array(timed.times_ms)}
+    return out
+
+
+def run_refined(seq: Sequence, n: int, factory: Callable[[], Any], refiner: Any, seed: int, with_mask: bool) -> Dict[str, Any]:
+    """Base tracker wrapped in :class:`~alpharefine_sdk.RefinedTracker` (write-back on)."""
+    from ..adapters import RefinedTracker
+
+    _seed(seed)
+    timed = TimedRefiner(refiner)
+    rt = RefinedTracker(factory, timed, kind="opencv", write_back=True, mask=with_mask, min_size=MIN_SIZE)
+    frame = seq.frame(0, "BGR")
+    hw = frame.shape[:2]
+    init = seq.init_box
+    rt.init(frame, init)
+    boxes, times, js, gated, refined = [init], [float("nan")], [], 0, 0
+    for i in range(1, n):
+        frame = seq.frame(i, "BGR")
+        t = time.perf_counter()
+        ok, _ = rt.update(frame)
+        times.append(time.perf_counter() - t)
+        res = rt.last_result
+        b = rt.last_box if (ok and res is not None) else (_valid_box(rt.last_box, hw) if ok else None)
+        boxes.append(np.asarray(b, dtype=np.float64) if b is not None else boxes[-1])
+        if res is not None:
+            refined += 1
+            gated += bool(getattr(res, "gated", False))
+        if with_mask and seq.mask_paths is not None:
+            gt_mask = seq.mask(i)
+            if gt_mask.any():
+                pred = rt.last_mask > 0.5 if rt.last_mask is not None else np.zeros_like(gt_mask)
+                js.append(mask_iou(pred, gt_mask))
+    return {
+        "boxes": np.array(boxes),
+        "times": np.array(times),
+        "refine_ms": np.array(timed.times_ms),
+        "mask_j": np.array(js),
+        "refined_frames": refined,
+        "gated_frames": gated,
+    }
