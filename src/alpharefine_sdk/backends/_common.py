@@ -1,0 +1,94 @@
+"""Helpers shared by the exported-graph engines (ONNX Runtime, OpenVINO).
+
+The engines feed the graphs exactly what the torch engine feeds the network (the LUT-normalised
+float32 crops) and turn the graphs' corner logits into coordinates with the network's own
+float32 soft-argmax, so crop maths, normalisation and coordinate maths exist once.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..geometry.normalize import normalize_crops
+
+
+@lru_cache(maxsize=1)
+def physical_cores() -> int:
+    """Physical cores this process may run on (SMT siblings counted once); at least 1."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in cpus:
+        f = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(f.read_text().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
+
+
+def check_threads(threads: Optional[int]) -> int:
+    """``threads`` validated, or the number of physical cores when ``None``."""
+    if threads is None:
+        return physical_cores()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int or None (= physical cores); got {threads!r}")
+    return threads
+
+
+def check_crops(crops: Any, config: ModelConfig, name: str = "crops") -> np.ndarray:
+    """``[B, S, S, 3]`` uint8 crops, or a ValueError naming the expected shape."""
+    s = config.preprocessing.input_size
+    if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (s, s, 3):
+        got = f"{type(crops).__name__} {getattr(crops, 'dtype', '')} {getattr(crops, 'shape', '')}"
+        raise ValueError(f"{name} must be a uint8 array [B, {s}, {s}, 3] (RGB crops); got {got}")
+    return crops
+
+
+def network_input(crops: Any, config: ModelConfig) -> np.ndarray:
+    """uint8 RGB crops ``[B, S, S, 3]`` -> exact float32 network input ``[B, 3, S, S]``."""
+    pre = config.preprocessing
+    return normalize_crops(check_crops(crops, config), pre.mean, pre.std)
+
+
+def corners_from_scores(scores: np.ndarray, stride: int) -> np.ndarray:
+    """Corner logits ``[B, 2, H, W]`` -> corners ``[B, 4]`` float32 via the network's fp32 soft-argmax."""
+    import torch
+
+    from ..nn.heads import soft_argmax
+
+    s = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+    with torch.inference_mode():
+        c = torch.cat([soft_argmax(s[:, :1], stride), soft_argmax(s[:, 1:], stride)], dim=1)
+    return c.numpy()
+
+
+def concat_kernels(kernels: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack per-target template kernels ``[1, C, k, k]`` along the batch axis."""
+    kernels = list(kernels)
+    if not kernels:
+        raise ValueError("concat() needs at least one kernel")
+    return kernels[0] if len(kernels) == 1 else np.ascontiguousarray(np.concatenate(kernels, axis=0))
+
+
+def check_kernels(kernels: Any, batch: int, shape: Tuple[int, ...]) -> np.ndarray:
+    """Kernels for ``batch`` crops, as float32 ``[batch, *shape]``."""
+    k = np.asarray(kernels)
+    if k.dtype != np.float32 or k.shape != (batch, *shape):
+        raise ValueError(
+            f"kernels must be float32 {(batch, *shape)} (one template kernel per search crop, from "
+            f"this engine's template()); got {k.dtype} {k.shape}"
+        )
+    return np.ascontiguousarray(k)
+
+
+def graph_names(with_mask: bool) -> List[str]:
+    """Output names of the search graph."""
+    return ["scores", "corners", "mask"] if with_mask else ["scores", "corners"]
