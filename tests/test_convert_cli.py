@@ -1,0 +1,118 @@
+"""``alpharefine-sdk convert``: original checkpoint -> our folder format (and optionally the Hub)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from alpharefine_sdk import Refiner
+from alpharefine_sdk.cli import main
+from alpharefine_sdk.weights.io import CONFIG_NAME, WEIGHTS_NAME, read_safetensors
+
+from hub_server import LoopbackHub, point_hf_at, refuse_non_loopback
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def model_folder(ar34, tmp_path_factory) -> Path:
+    return ar34.save_pretrained(tmp_path_factory.mktemp("cli_model") / "ar34")
+
+
+def _same_as(folder: Path, refiner: Refiner) -> bool:
+    state, ref = read_safetensors(folder / WEIGHTS_NAME), refiner.net.state_dict()
+    return state.keys() == ref.keys() and all(torch.equal(state[k], ref[k]) for k in ref)
+
+
+def test_convert_original_checkpoint(checkpoint_path, ar34, tmp_path, capsys):
+    out = tmp_path / "converted"
+    assert main(["convert", str(checkpoint_path), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "architecture ar34_cm" in printed
+    for name in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
+        assert f"wrote {out / name}" in printed and (out / name).is_file()
+    assert printed.count("sha256 ") == 3
+    assert {p.name for p in out.iterdir()} == {WEIGHTS_NAME, CONFIG_NAME, "README.md"}
+    assert _same_as(out, ar34)
+    assert Refiner.from_pretrained(out, device="cpu").config.architecture == "ar34_cm"
+
+
+def test_convert_refuses_a_non_empty_folder(model_folder, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["convert", str(model_folder), str(out)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert main(["convert", str(model_folder), str(out), "--overwrite"]) == 2  # not ours: still refused
+    assert "not ours" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    assert main(["convert", str(model_folder), str(out)]) == 0
+    assert main(["convert", str(model_folder), str(out), "--overwrite"]) == 0  # replaces an earlier save
+
+
+def test_convert_missing_input(tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "nope.pth.tar"), str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("alpharefine-sdk convert: error:") and "does not exist" in err
+
+
+def test_convert_truncated_checkpoint(checkpoint_path, tmp_path, capsys):
+    bad = tmp_path / "SEcmnet_ep0040-c.pth.tar"
+    with open(checkpoint_path, "rb") as f:
+        bad.write_bytes(f.read(1 << 20))
+    assert main(["convert", str(bad), str(tmp_path / "o")]) == 2
+    assert "could not read" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_convert_malicious_checkpoint_executes_nothing(tmp_path, zip_format):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth.tar"
+    torch.save({"net": {"w": torch.zeros(1)}, "constructor": _Evil(marker)}, evil,
+               _use_new_zipfile_serialization=zip_format)
+    assert b"system" in evil.read_bytes()  # the file really carries the os.system call
+    proc = subprocess.run(
+        [sys.executable, "-m", "alpharefine_sdk", "convert", str(evil), str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "refused to load" in proc.stderr and "system" in proc.stderr, proc.stderr
+    assert not marker.exists(), "the pickled os.system call ran"
+    assert not (tmp_path / "o").exists()
+
+
+def test_convert_and_push_to_hub(model_folder, ar34, tmp_path, monkeypatch, capsys):
+    attempts = refuse_non_loopback(monkeypatch)
+    with LoopbackHub(tmp_path / "hub", lifetime=120) as hub:
+        point_hf_at(monkeypatch, hub.url, tmp_path / "home")
+        out = tmp_path / "out"
+        assert main(["convert", str(model_folder), str(out), "--push-to-hub", "org/converted"]) == 0
+        printed = capsys.readouterr().out
+        commit = hub.store.resolve("org/converted", "main")
+        assert f"commit {commit}" in printed
+        files = hub.store.tree("org/converted", commit)
+        assert files[WEIGHTS_NAME] == (out / WEIGHTS_NAME).read_bytes()
+        assert 'from_pretrained("org/converted")' in files["README.md"].decode()
+        r = Refiner.from_pretrained("org/converted", revision=commit, device="cpu")
+    assert _same_as(out, r) and _same_as(out, ar34)
+    assert not attempts
+
+
+def test_convert_bad_repo_id_fails_before_writing(model_folder, tmp_path, capsys):
+    assert main(["convert", str(model_folder), str(tmp_path / "o"), "--push-to-hub", "no slash"]) == 2
+    assert "repo_id must look like 'org/name'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
