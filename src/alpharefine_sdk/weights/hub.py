@@ -115,15 +115,21 @@ def load_from_hub(
         except Exception as e:  # mapped one by one below; nothing is swallowed
             raise _download_error(e, repo_id, revision, filename, s, where) from None
     snapshot = paths[WEIGHTS_NAME].parent
+    context = f"{where}, commit {snapshot.name}"
+    damaged = (
+        f"Cached copy: {snapshot}. If the cache is damaged, delete {snapshot.parent.parent} and load again; "
+        "if this persists, the published file is broken: tell the repo owner"
+    )
     try:
         _verify_cached_blob(paths[WEIGHTS_NAME])
+    except WeightsError as e:
+        raise WeightsError(f"{context}: {e}. {damaged}") from None
+    try:
         return load_model_folder(paths[WEIGHTS_NAME], paths[CONFIG_NAME])
     except (WeightsError, ValueError) as e:
-        raise WeightsError(
-            f"{where}, commit {snapshot.name}: {e}. Cached copy: {snapshot}. If the cache is damaged, delete "
-            f"{snapshot.parent.parent} and load again; if this persists, the published files are broken: "
-            "tell the repo owner"
-        ) from None
+        msg = str(e).rstrip(". ")
+        hint = f". {damaged}" if "safetensors" in msg else ""
+        raise WeightsError(f"{context}: {msg}{hint}") from None
 
 
 def _verify_cached_blob(path: Path) -> None:
