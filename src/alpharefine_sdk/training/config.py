@@ -1,0 +1,129 @@
+"""Training configuration (a JSON file). Relative paths are relative to the working directory."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+SOURCE_KINDS = ("video", "still", "paste")
+SOURCE_FORMATS = ("video", "yolo", "coco")
+
+
+@dataclass
+class SourceConfig:
+    """One weighted source.
+
+    ``kind``: "video" (pairs from one video), "still" (two augmentations of one image) or "paste"
+    (an object with its mask pasted onto other images). ``format``: "video" (any layout
+    ``alpharefine_sdk.eval.datasets`` reads: OTB, LaSOT, GOT-10k, VOT, DAVIS), "yolo" (YOLO /
+    YOLO-seg: ``root`` holds ``images/`` and ``labels/``) or "coco" (``annotations`` json +
+    ``root`` with the images).
+    """
+
+    kind: str
+    root: str
+    weight: float = 1.0
+    format: str = "video"
+    annotations: Optional[str] = None
+    include: Optional[List[str]] = None
+    exclude: List[str] = field(default_factory=list)
+    limit: Optional[int] = None  # at most this many images / frames per video (tiny configs)
+
+    def check(self, i: int) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"sources[{i}].kind must be one of {SOURCE_KINDS}; got {self.kind!r}")
+        if self.format not in SOURCE_FORMATS:
+            raise ValueError(f"sources[{i}].format must be one of {SOURCE_FORMATS}; got {self.format!r}")
+        if self.kind == "video" and self.format != "video":
+            raise ValueError(f"sources[{i}]: kind 'video' needs format 'video'")
+        if self.format == "coco" and not self.annotations:
+            raise ValueError(f"sources[{i}]: format 'coco' needs 'annotations' (the instances json)")
+        if self.weight < 0:
+            raise ValueError(f"sources[{i}].weight must be >= 0")
+
+
+@dataclass
+class ValidationConfig:
+    """Whole held-out sequences (never split by frame), scored every ``every_samples``."""
+
+    root: Optional[str] = None
+    sequences: List[str] = field(default_factory=list)
+    samples: int = 256
+    every_samples: int = 20000
+    seed: int = 12345
+
+
+@dataclass
+class TrainConfig:
+    name: str = "mnv2-refiner"
+    architecture: str = "mnv2_cm"
+    out_dir: str = "../runs/mnv2-refiner"
+    seed: int = 0
+    sources: List[SourceConfig] = field(default_factory=list)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    backbone_init: Optional[str] = None  # ImageNet MobileNetV2 safetensors (torchvision keys); never shipped
+    freeze_blocks: int = 7  # backbone blocks (features[:n]) kept frozen
+    backbone_bn: str = "eval"  # "eval": backbone BN keeps its statistics; "train": re-estimated
+    freeze_bn: bool = False  # every BN in eval mode (exact DDP equivalence, tiny batches)
+    batch_size: int = 16  # global batch (split over DDP processes)
+    total_samples: int = 200000
+    lr: float = 1e-3
+    lr_halve_every: int = 60000  # samples
+    mask_weight: float = 1000.0 / 256**2  # = the paper's lambda 1000 with corners in crop units (see docs)
+    precision: str = "bf16"  # "fp32" | "bf16" (CPU or GPU) | "fp16" (GPU)
+    channels_last: bool = True
+    threads: int = 2
+    max_side: int = 480  # frames are stored at most this large
+    jitter_large_share: float = 0.25
+    jitter_small_share: float = 0.15
+    checkpoint_every_samples: int = 5000
+    log_every_steps: int = 25
+    prefetch_batches: int = 6
+    device: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ValueError("a training config must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; known: {sorted(known)}")
+        d = dict(d)
+        try:
+            d["sources"] = [SourceConfig(**s) for s in d.get("sources", [])]
+            d["validation"] = ValidationConfig(**(d.get("validation") or {}))
+        except TypeError as e:
+            raise ValueError(f"bad 'sources' or 'validation' entry in the training config: {e}") from None
+        cfg = cls(**d)
+        cfg.check()
+        return cfg
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "TrainConfig":
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"training config not found: {p}")
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p} is not valid JSON ({e})") from None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def check(self) -> None:
+        if not self.sources:
+            raise ValueError("the training config lists no 'sources'")
+        for i, s in enumerate(self.sources):
+            s.check(i)
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16'; got {self.precision!r}")
+        if self.backbone_bn not in ("eval", "train"):
+            raise ValueError(f"backbone_bn must be 'eval' or 'train'; got {self.backbone_bn!r}")
+        for k in ("batch_size", "total_samples", "lr_halve_every", "checkpoint_every_samples", "threads"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1; got {getattr(self, k)}")
+        if not 0 <= self.jitter_large_share + self.jitter_small_share <= 1:
+            raise ValueError("jitter_large_share + jitter_small_share must lie in [0, 1]")
