@@ -490,3 +490,42 @@ def refuse_non_loopback(monkeypatch: Any) -> List[str]:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     return attempts
+
+
+# ------------------------------------------------------------------------------- a tiny test model
+TINY_ARCH = "hubtest_tiny"
+
+
+def tiny_net() -> Any:
+    """A few-KB network (conv + batch norm: float weights, running stats, an int64 counter)."""
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+
+
+def register_tiny() -> None:
+    """Make ``TINY_ARCH`` buildable, so cache mechanics run on a tiny model instead of 41 MB."""
+    from alpharefine_sdk.nn.arnet import register_architecture
+
+    register_architecture(TINY_ARCH, tiny_net)
+
+
+def unregister_tiny() -> None:
+    from alpharefine_sdk.nn.arnet import ARCHITECTURES
+
+    ARCHITECTURES.pop(TINY_ARCH, None)
+
+
+def tiny_model_folder(folder: Union[str, Path], seed: int) -> Path:
+    """A model folder in our format holding a tiny network with seeded random weights."""
+    import torch
+
+    from alpharefine_sdk.config import ModelConfig
+    from alpharefine_sdk.weights.io import save_model_folder
+
+    torch.manual_seed(seed)
+    net = tiny_net()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+    config = ModelConfig(architecture=TINY_ARCH, license="mit", source=f"test seed {seed}")
+    return save_model_folder(net, config, Path(folder))

@@ -13,18 +13,22 @@ from alpharefine_sdk import Refiner
 from alpharefine_sdk.cli import main
 from alpharefine_sdk.weights.io import CONFIG_NAME, WEIGHTS_NAME, read_safetensors
 
-from hub_server import LoopbackHub, point_hf_at, refuse_non_loopback
+from hub_server import LoopbackHub, point_hf_at, refuse_non_loopback, register_tiny, tiny_model_folder, unregister_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def model_folder(ar34, tmp_path_factory) -> Path:
-    return ar34.save_pretrained(tmp_path_factory.mktemp("cli_model") / "ar34")
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    """A tiny model folder: folder-to-folder conversions and pushes stay fast."""
+    register_tiny()
+    yield tiny_model_folder(tmp_path_factory.mktemp("cli_model") / "tiny", seed=3)
+    unregister_tiny()
 
 
-def _same_as(folder: Path, refiner: Refiner) -> bool:
-    state, ref = read_safetensors(folder / WEIGHTS_NAME), refiner.net.state_dict()
+def _same_as(folder: Path, state_of) -> bool:
+    state = read_safetensors(folder / WEIGHTS_NAME)
+    ref = state_of if isinstance(state_of, dict) else state_of.net.state_dict()
     return state.keys() == ref.keys() and all(torch.equal(state[k], ref[k]) for k in ref)
 
 
@@ -77,13 +81,26 @@ class _Evil:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("zip_format", [True, False])
-def test_convert_malicious_checkpoint_executes_nothing(tmp_path, zip_format):
+def _evil_checkpoint(tmp_path: Path, zip_format: bool) -> tuple:
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth.tar"
     torch.save({"net": {"w": torch.zeros(1)}, "constructor": _Evil(marker)}, evil,
                _use_new_zipfile_serialization=zip_format)
     assert b"system" in evil.read_bytes()  # the file really carries the os.system call
+    return evil, marker
+
+
+def test_convert_malicious_checkpoint_in_process(tmp_path, capsys):
+    evil, marker = _evil_checkpoint(tmp_path, zip_format=True)
+    assert main(["convert", str(evil), str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "refused to load" in err and "system" in err and "may be malicious" in err
+    assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+def test_convert_malicious_legacy_checkpoint_cli(tmp_path):
+    """Through the real entry point, in a fresh interpreter (legacy torch serialisation)."""
+    evil, marker = _evil_checkpoint(tmp_path, zip_format=False)
     proc = subprocess.run(
         [sys.executable, "-m", "alpharefine_sdk", "convert", str(evil), str(tmp_path / "o")],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
@@ -95,7 +112,7 @@ def test_convert_malicious_checkpoint_executes_nothing(tmp_path, zip_format):
     assert not (tmp_path / "o").exists()
 
 
-def test_convert_and_push_to_hub(model_folder, ar34, tmp_path, monkeypatch, capsys):
+def test_convert_and_push_to_hub(model_folder, tmp_path, monkeypatch, capsys):
     attempts = refuse_non_loopback(monkeypatch)
     with LoopbackHub(tmp_path / "hub", lifetime=120) as hub:
         point_hf_at(monkeypatch, hub.url, tmp_path / "home")
@@ -107,8 +124,10 @@ def test_convert_and_push_to_hub(model_folder, ar34, tmp_path, monkeypatch, caps
         files = hub.store.tree("org/converted", commit)
         assert files[WEIGHTS_NAME] == (out / WEIGHTS_NAME).read_bytes()
         assert 'from_pretrained("org/converted")' in files["README.md"].decode()
-        r = Refiner.from_pretrained("org/converted", revision=commit, device="cpu")
-    assert _same_as(out, r) and _same_as(out, ar34)
+        from alpharefine_sdk.weights.hub import load_from_hub
+
+        net, _ = load_from_hub("org/converted", revision=commit, cache_dir=None, local_files_only=False, token=None)
+    assert _same_as(out, net.state_dict()) and _same_as(out, read_safetensors(model_folder / WEIGHTS_NAME))
     assert not attempts
 
 
