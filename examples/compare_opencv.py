@@ -1,7 +1,7 @@
 """Mean IoU of OpenCV trackers with and without Alpha-Refine on the shared dev sequences.
 
     python examples/compare_opencv.py --weights ../shared/parity/ar34_random.pth.tar \
-        [--data ../shared/data/sequences] [--trackers mil,csrt,kcf,nano] [--json out.json]
+        [--data ../shared/data/sequences] [--trackers mil,csrt,kcf,nano] [--max-frames N] [--json out.json]
 
 Each tracker starts from the first ground-truth box; the mean IoU (continuous, the got10k
 convention) is over all later frames, and a frame where the base reports failure scores 0.
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(DATA / "sequences"), help="folder with otb/ vot/ got10k/ lasot/ davis/")
     ap.add_argument("--nano", default=str(DATA / "nanotrack_onnx" / "v2"), help="folder with NanoTrack backbone.onnx and neckhead.onnx")
     ap.add_argument("--trackers", default="mil,csrt,kcf,nano")
+    ap.add_argument("--max-frames", type=int, default=0, help="use only the first N frames of each sequence (0 = all)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--json", default=None, help="also write the table here")
     args = ap.parse_args()
@@ -86,6 +87,8 @@ def main() -> None:
     for name in names:
         table[name] = {}
         for seq, files, gt in seqs:
+            if args.max_frames:
+                files, gt = files[: args.max_frames], gt[: args.max_frames]
             frames = [cv2.imread(str(p)) for p in files]
             base_iou, base_t = run(opencv_tracker(name, **options.get(name, {})), frames, gt)
             wrapped = RefinedTracker(lambda: opencv_tracker(name, **options.get(name, {})), refiner.clone(), as_int=False)
@@ -96,7 +99,7 @@ def main() -> None:
         r = np.mean([v["refined"] for v in table[name].values()])
         print(f"{name:8s} {'MEAN':12s} {b:6.3f} {r:8.3f}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"weights": args.weights, "opencv": cv2.__version__, "results": table}, indent=2))
+        Path(args.json).write_text(json.dumps({"weights": args.weights, "max_frames": args.max_frames, "opencv": cv2.__version__, "results": table}, indent=2))
 
 
 if __name__ == "__main__":
