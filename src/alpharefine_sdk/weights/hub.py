@@ -31,6 +31,7 @@ KNOWN_MODELS: Dict[str, Tuple[str, str]] = {}
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 _SHA256_NAME = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "on", "yes", "true"}
 
 
@@ -97,13 +98,14 @@ def load_from_hub(
     s = hub_settings(cache_dir, local_files_only)
     where = f"Hub repo {repo_id!r} (revision {revision or 'main'!r}, endpoint {s.endpoint})"
     paths: Dict[str, Path] = {}
+    pinned = revision
     for filename in (CONFIG_NAME, WEIGHTS_NAME):
         try:
             paths[filename] = Path(
                 hf_hub_download(
                     repo_id,
                     filename,
-                    revision=revision,
+                    revision=pinned,
                     cache_dir=s.cache_dir,
                     local_files_only=s.offline,
                     token=token,
@@ -114,6 +116,9 @@ def load_from_hub(
             )
         except Exception as e:  # mapped one by one below; nothing is swallowed
             raise _download_error(e, repo_id, revision, filename, s, where) from None
+        commit = paths[filename].parent.name
+        if _COMMIT.fullmatch(commit):
+            pinned = commit  # the weights come from the same commit as the config, even if a branch moves
     snapshot = paths[WEIGHTS_NAME].parent
     context = f"{where}, commit {snapshot.name}"
     damaged = (
