@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
-
 from .base import RefinedTracker, frame_array, usable
 
 

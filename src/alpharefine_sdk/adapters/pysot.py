@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-import numpy as np
-
 from .base import RefinedTracker, frame_array, usable
 from .writeback import write_pysot
 
