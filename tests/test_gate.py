@@ -1,0 +1,82 @@
+"""The do-no-harm gate: its rule, its argument checks, and its effect inside Refiner."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from alpharefine_sdk.gate import DEFAULT_AREA_RATIO, DEFAULT_MIN_IOU, Gate
+
+from conftest import DATA, need
+
+
+def test_accepts_small_changes_and_rejects_large_ones():
+    g = Gate(min_iou=0.6, area_ratio=(0.6, 1.6))
+    base = (100.0, 50.0, 40.0, 30.0)
+    assert g.accept(base, base)
+    assert g.accept(base, (102.0, 51.0, 38.0, 31.0))
+    assert not g.accept(base, (130.0, 50.0, 40.0, 30.0))  # IoU 0.14: moved off
+    assert not g.accept(base, (95.0, 45.0, 80.0, 60.0))  # area x4, contains the input
+    assert not g.accept(base, (110.0, 57.0, 20.0, 15.0))  # area x0.25
+
+
+def test_thresholds_are_inclusive_and_can_be_disabled():
+    base = (0.0, 0.0, 10.0, 10.0)
+    half = (0.0, 0.0, 10.0, 5.0)  # IoU 0.5, area ratio 0.5
+    assert Gate(min_iou=0.5, area_ratio=(0.5, 2.0)).accept(base, half)
+    assert not Gate(min_iou=0.51, area_ratio=(0.5, 2.0)).accept(base, half)
+    assert not Gate(min_iou=0.0, area_ratio=(0.51, 2.0)).accept(base, half)
+    off = (50.0, 50.0, 10.0, 10.0)
+    assert Gate(min_iou=0.0, area_ratio=(0.0, math.inf)).accept(base, off)
+
+
+@pytest.mark.parametrize("bad", [(1, 2, 0, 3), (1, 2, -4, 3), (np.nan, 0, 1, 1), (0, 0, np.inf, 1)])
+def test_degenerate_refined_boxes_are_rejected(bad):
+    assert not Gate().accept((0, 0, 10, 10), bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"min_iou": 1.5}, "min_iou"),
+        ({"min_iou": "high"}, "min_iou"),
+        ({"area_ratio": (2.0, 3.0)}, "area_ratio"),
+        ({"area_ratio": (0.5,)}, "area_ratio"),
+        ({"area_ratio": None}, "area_ratio"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        Gate(**kwargs)
+
+
+def test_defaults():
+    g = Gate()
+    assert g.min_iou == DEFAULT_MIN_IOU and tuple(g.area_ratio) == tuple(DEFAULT_AREA_RATIO)
+
+
+@pytest.fixture(scope="module")
+def crossing():
+    import cv2
+
+    seq = need(DATA / "sequences" / "otb" / "Crossing")
+    frame = cv2.cvtColor(cv2.imread(str(seq / "img" / "0002.jpg")), cv2.COLOR_BGR2RGB)
+    gt = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",")[:2]
+    return frame, gt
+
+
+def test_refiner_keeps_the_input_box_when_gated(refiner, crossing):
+    frame, gt = crossing
+    refiner.initialize(frame, gt[0])
+    free = refiner.refine(frame, gt[1])
+    assert not free.gated
+    # a gate that only accepts a refined box equal (IoU 1) to its input blocks any real change
+    refiner.gate = Gate(min_iou=1.0, area_ratio=(1.0, 1.0))
+    r = refiner.refine(frame, gt[1])
+    assert r.gated and np.array_equal(r.box, np.asarray(gt[1], dtype=np.float64))
+    assert np.array_equal(r.input_box, r.box)
+    # an open gate lets the same refined box through
+    refiner.gate = Gate(min_iou=0.0, area_ratio=(0.0, math.inf))
+    r2 = refiner.refine(frame, gt[1])
+    assert not r2.gated and np.allclose(r2.box, free.box)
