@@ -10,6 +10,7 @@ BASE_COLOUR = (0, 0, 255)  # BGR red: the base tracker's box
 REFINED_COLOUR = (0, 220, 0)  # green: the refined box
 MASK_COLOUR = (255, 128, 0)  # blue tint: the mask overlay
 GT_COLOUR = (255, 255, 255)  # white: ground truth, where the sequence has one
+CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def _writer(path: str, fps: float, size: Tuple[int, int]) -> Any:
     from pathlib import Path
 
     ext = Path(path).suffix.lower()
-    codecs = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+    codecs = CODECS
     if ext not in codecs:
         raise ValueError(f"--output {path!r}: use a .mp4 or .avi file name")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .._optional import require
     from ..adapters import RefinedTracker
+    from ..eval.runs import seed_everything
     from ..eval.trackers import make_factory, parse_options
     from ..refiner import Refiner
 
@@ -126,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-frames must be >= 1; got {args.max_frames}")
     seq = _source(args.source, init)
     factory = make_factory(args.tracker, parse_options(args.tracker_opt, [args.tracker])[args.tracker])
+    if Path(args.output).suffix.lower() not in CODECS:
+        raise ValueError(f"--output {args.output!r}: use a .mp4 or .avi file name")
     refiner = Refiner.from_pretrained(args.weights, device=args.device)
     n = len(seq) if args.max_frames is None else min(len(seq), args.max_frames)
     fps = args.fps
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         fps = cap.get(cv2.CAP_PROP_FPS) or None
         cap.release()
     fps = fps or 30.0
-    cv2.setRNGSeed(args.seed)
+    seed_everything(args.seed)
     tracker = RefinedTracker(factory, refiner, kind="opencv", write_back=not args.no_write_back, mask=not args.no_mask)
     out = Path(args.output)
     base_rows, refined_rows = [], []

@@ -1,7 +1,8 @@
 """One base tracker on one sequence: the plain run (plus the oracle refinement) and the refined run.
 
-Frames are read in BGR (OpenCV's order) and the refiner is told so. Each run seeds OpenCV's RNG
-first (``cv2.setRNGSeed``; MIL samples randomly), so runs repeat exactly, serial or in parallel.
+Frames are read in BGR (OpenCV's order) and the refiner is told so. Each run first seeds OpenCV's
+RNG and the C library's ``rand()`` (:func:`seed_everything`; MIL samples randomly), so runs repeat
+exactly, in any order, serial or in parallel.
 When the base tracker reports a failure (``ok=False`` or a box with no area on the image) the
 previous output box is recorded for that frame.
 """
@@ -40,10 +41,29 @@ class TimedRefiner:
         return getattr(self.__dict__["_refiner"], name)
 
 
-def _seed(seed: int) -> None:
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    for name in (None, ctypes.util.find_library("c"), "msvcrt"):
+        try:
+            lib = ctypes.CDLL(name)
+            if hasattr(lib, "srand"):
+                return lib
+        except OSError:
+            continue
+    return None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed OpenCV's RNG and the C library's ``rand()``: OpenCV's MIL samples with ``rand()``, which
+    ``cv2.setRNGSeed`` does not reach, so without ``srand`` a run depends on the runs before it."""
     from .._optional import require
 
     require("cv2").setRNGSeed(int(seed))
+    lib = _libc()
+    if lib is not None:
+        lib.srand(int(seed) & 0xFFFFFFFF)
 
 
 def _valid_box(box: Any, hw: Any) -> Optional[np.ndarray]:
@@ -73,7 +93,7 @@ def oracle_input(gt: np.ndarray, tracked: np.ndarray) -> np.ndarray:
 
 def run_base(seq: Sequence, n: int, factory: Callable[[], Any], seed: int, oracle_refiner: Any = None) -> Dict[str, Dict[str, Any]]:
     """Plain base tracker; with ``oracle_refiner`` also refine the oracle input on every frame."""
-    _seed(seed)
+    seed_everything(seed)
     tracker = factory()
     frame = seq.frame(0, "BGR")
     hw = frame.shape[:2]
@@ -108,7 +128,7 @@ def run_refined(seq: Sequence, n: int, factory: Callable[[], Any], refiner: Any,
     """Base tracker wrapped in :class:`~alpharefine_sdk.RefinedTracker` (write-back on)."""
     from ..adapters import RefinedTracker
 
-    _seed(seed)
+    seed_everything(seed)
     timed = TimedRefiner(refiner)
     rt = RefinedTracker(factory, timed, kind="opencv", write_back=True, mask=with_mask, min_size=MIN_SIZE)
     frame = seq.frame(0, "BGR")
