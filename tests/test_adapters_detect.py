@@ -73,6 +73,8 @@ def test_kind_override_and_mismatch(refiner):
     with pytest.raises(TypeError, match="fn\\(frame\\)"):
         RefinedTracker(OpenCVish(), refiner, kind="callable")
     assert RefinedTracker(Starkish(), refiner, kind="pytracking").kind == "pytracking"
+    with pytest.raises(TypeError, match=r"opencv_factory\('csrt'\)"):
+        RefinedTracker("csrt", refiner)
 
 
 def test_refiner_argument(refiner, checkpoint_path):

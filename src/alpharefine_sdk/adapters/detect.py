@@ -70,6 +70,11 @@ def detect_kind(base: Any) -> str:
     """Name the protocol ``base`` follows; ``TypeError`` naming the accepted ones otherwise."""
     if base is None:
         raise TypeError(f"RefinedTracker needs a base tracker; got None. Pass {PROTOCOLS}")
+    if isinstance(base, str):
+        raise TypeError(
+            f"got the string {base!r}, not a tracker; for an OpenCV tracker by name pass "
+            f"alpharefine_sdk.adapters.opencv_factory({base!r})"
+        )
     if is_opencv_tracker(base) or is_opencv_factory(base):
         return "opencv"
     if isinstance(base, type):
