@@ -96,7 +96,9 @@ def hub(tmp_path_factory, model_dir, tiny):
 
 
 def _load(repo: str, **kw) -> dict:
-    net, config = hubmod.load_from_hub(repo, **{"revision": None, "cache_dir": None, "local_files_only": False, "token": None, **kw})
+    """``load_from_hub`` (what ``from_pretrained`` calls for a repo id) -> the loaded state dict."""
+    args = {"revision": None, "cache_dir": None, "local_files_only": False, "token": None, **kw}
+    net, _ = hubmod.load_from_hub(repo, **args)
     return net.state_dict()
 
 
@@ -111,8 +113,7 @@ def hf_env(hub, tmp_path, monkeypatch):
 
 
 def _same_weights(a: Refiner, b: Refiner) -> bool:
-    sa, sb = a.net.state_dict(), b.net.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    return _equal(a.net.state_dict(), b.net.state_dict())
 
 
 # ------------------------------------------------------------------------------- names
@@ -217,6 +218,13 @@ def test_unreachable_hub_falls_back_to_cache(hub, hf_env, tiny, monkeypatch, tmp
         assert time.perf_counter() - t < 5.0
     finally:
         s.close()
+
+
+def test_token_goes_to_the_hub_only(hub, hf_env):
+    _load("org/tiny", revision="v1", token="hf_read_token")
+    auth = {(q.server, q.headers.get("authorization") or q.headers.get("Authorization")) for q in hub.requests}
+    assert ("hub", "Bearer hf_read_token") in auth
+    assert all(a is None for srv, a in auth if srv == "cdn")  # never forwarded to the file host
 
 
 # ------------------------------------------------------------------------------- failures

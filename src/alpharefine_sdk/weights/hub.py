@@ -164,11 +164,6 @@ def _download_error(e: Exception, repo_id: str, revision: Optional[str], filenam
         )
     if isinstance(e, hfe.RevisionNotFoundError):
         return WeightsError(f"{where}: revision {revision!r} does not exist; use a branch, tag or full commit hash of that repo")
-    if isinstance(e, hfe.RemoteEntryNotFoundError):
-        return WeightsError(
-            f"{where} has no {filename}: it is not an alpharefine-sdk model repo (publish one with "
-            "`alpharefine-sdk convert CHECKPOINT OUT_DIR --push-to-hub REPO_ID` or Refiner.push_to_hub)"
-        )
     if isinstance(e, hfe.LocalEntryNotFoundError):
         if s.offline:
             return WeightsError(
@@ -179,6 +174,12 @@ def _download_error(e: Exception, repo_id: str, revision: Optional[str], filenam
         return WeightsError(
             f"{where}: could not reach the Hub and {filename} is not in the cache at {s.cache_dir}: check the "
             "connection, proxy and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 and use a cache that holds the model"
+        )
+    # (checked after LocalEntryNotFoundError: before huggingface_hub 1.0 it subclasses EntryNotFoundError)
+    if isinstance(e, getattr(hfe, "RemoteEntryNotFoundError", hfe.EntryNotFoundError)):
+        return WeightsError(
+            f"{where} has no {filename}: it is not an alpharefine-sdk model repo (publish one with "
+            "`alpharefine-sdk convert CHECKPOINT OUT_DIR --push-to-hub REPO_ID` or Refiner.push_to_hub)"
         )
     if isinstance(e, hfe.HFValidationError):
         return WeightsError(f"{repo_id!r} is not a valid Hub repo id ({e}); use 'org/name'")
