@@ -125,6 +125,7 @@ def test_workers_match_serial(tmp_path):
         (["--tracker", "kcf", "--workers", "0"], "--workers must be >= 1"),
         (["--tracker", "kcf", "--max-frames", "1"], "--max-frames must be >= 2"),
         (["--tracker", "kcf", "--sequence", "Nope"], "unknown sequence name"),
+        (["--tracker", "kcf", "--gate", "x"], "--gate 'x'"),
     ],
 )
 def test_eval_errors(tmp_path, capsys, extra, message):
@@ -136,3 +137,12 @@ def test_eval_errors(tmp_path, capsys, extra, message):
 def test_missing_dataset(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_gate_option():
+    from alpharefine_sdk.cli.evaluate import load_gate
+    from alpharefine_sdk.gate import Gate
+
+    assert load_gate("default") == Gate()
+    assert load_gate("0.5").min_iou == 0.5
+    assert load_gate("alpharefine_sdk.gate:Gate") == Gate()

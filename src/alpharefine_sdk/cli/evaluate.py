@@ -24,8 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", action="store_true", help="also run each base tracker without refinement (the comparison)")
     p.add_argument("--oracle", action="store_true",
                    help="also refine the base box size centred on the ground truth (box-estimation quality alone)")
-    p.add_argument("--gate", default=None, metavar="MODULE:OBJECT",
-                   help="do-no-harm gate (object or factory with accept(input_box, refined_box)); adds the +AR+gate rows")
+    p.add_argument("--gate", default=None, metavar="default|MIN_IOU|MODULE:OBJECT",
+                   help="also run with a do-no-harm gate (adds the +AR+gate rows): 'default' (alpharefine_sdk.gate.Gate()), "
+                   "a minimum IoU such as 0.6, or an importable object with accept(input_box, refined_box)")
     p.add_argument("--output", "-o", default="alpharefine-eval", help="output folder (default ./alpharefine-eval); reruns resume")
     p.add_argument("--workers", "-j", type=int, default=1, help="parallel processes (same results as serial)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each sequence")
@@ -39,21 +40,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def load_gate(spec: str):
-    """``module:attr`` -> a gate object (called first when it is a class or factory without ``accept``)."""
+    """``default`` -> ``alpharefine_sdk.gate.Gate()``; a number -> ``Gate(min_iou=number)``;
+    ``module:object`` -> that object (called first when it is a class or factory without ``accept``)."""
     import importlib
 
+    if spec == "default" or _is_number(spec):
+        from ..gate import Gate
+
+        return Gate() if spec == "default" else Gate(min_iou=float(spec))
     mod_name, _, attr = spec.partition(":")
     if not mod_name or not attr:
-        raise ValueError(f"--gate {spec!r}: write it as module:object, e.g. mypkg.gates:make_gate")
+        raise ValueError(f"--gate {spec!r}: use 'default', a minimum IoU such as 0.6, or module:object")
     try:
         obj = getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError) as e:
         raise ValueError(f"--gate {spec!r}: cannot load it ({e})") from e
-    if not callable(getattr(obj, "accept", None)) and callable(obj):
+    if isinstance(obj, type) or (not callable(getattr(obj, "accept", None)) and callable(obj)):
         obj = obj()
     if not callable(getattr(obj, "accept", None)):
         raise ValueError(f"--gate {spec!r}: the object has no accept(input_box, refined_box) method")
     return obj
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ them as failures too unless ``exclude_invalid_frames``). See ``docs/evaluation.m
 * GOT-10k AO and SR@0.5/0.75: frame 0 excluded, absent frames excluded, boxes bounded to the
   image as got10k's ``rect_iou(bound=(W, H))`` does, IoUs pooled over all frames of all sequences.
 * Mask J: region IoU of binary masks per frame (DAVIS), frame 0 excluded.
+* fps: timed frames / total time (frame 0, the initialisation, is not timed). got10k averages the
+  per-frame speeds ``mean(1 / t)`` instead, which a few very fast frames (e.g. a lost target) dominate.
 """
 from __future__ import annotations
 
@@ -127,7 +129,8 @@ def sequence_metrics(
     times: Optional[np.ndarray] = None,
 ) -> Dict[str, object]:
     """All box metrics of one sequence. ``pred[0]`` is replaced by ``gt[0]`` (the init frame), as
-    got10k does. ``image_size=(W, H)`` bounds boxes for AO/SR (GOT-10k). ``times``: seconds per frame.
+    got10k does. ``image_size=(W, H)`` bounds boxes for AO/SR (GOT-10k). ``times``: seconds per frame
+    (non-positive or NaN entries, such as the untimed frame 0, are ignored).
 
     Returns scalars (``auc``, ``precision``, ``norm_precision``, ``ao``, ``sr50``, ``sr75``,
     ``miou``, ``fps``), the curves and the IoUs used for AO (``ao_ious``, frames 1.. that are valid).
@@ -167,13 +170,14 @@ def sequence_metrics(
     if times is not None:
         t = np.asarray(times, dtype=np.float64)
         t = t[np.isfinite(t) & (t > 0)]
-        out["fps"] = float(np.mean(1.0 / t)) if t.size else float("nan")
+        out["fps"] = float(t.size / t.sum()) if t.size else float("nan")
+        out["timed_frames"], out["time_s"] = int(t.size), float(t.sum())
     return out
 
 
 def summarize(per_seq: Iterable[Dict[str, object]]) -> Dict[str, object]:
     """Dataset-level numbers: curves and AUC/P/P_norm/mIoU averaged over sequences (OTB style), AO and SR
-    pooled over frames (GOT-10k style), fps averaged over sequences (got10k)."""
+    pooled over frames (GOT-10k style), fps = all timed frames / their total time."""
     seqs = list(per_seq)
     if not seqs:
         raise ValueError("no sequences to summarise")
@@ -181,7 +185,8 @@ def summarize(per_seq: Iterable[Dict[str, object]]) -> Dict[str, object]:
     prec = np.nanmean([s["precision_curve"] for s in seqs], axis=0)
     nprec = np.nanmean([s["norm_precision_curve"] for s in seqs], axis=0)
     pooled = np.concatenate([np.asarray(s["ao_ious"]) for s in seqs])
-    fps = [s["fps"] for s in seqs if np.isfinite(s.get("fps", np.nan))]
+    timed = sum(int(s.get("timed_frames", 0)) for s in seqs)
+    seconds = sum(float(s.get("time_s", 0.0)) for s in seqs)
     out: Dict[str, object] = {
         "sequences": len(seqs),
         "frames": int(sum(int(s["frames"]) for s in seqs)),
@@ -192,7 +197,7 @@ def summarize(per_seq: Iterable[Dict[str, object]]) -> Dict[str, object]:
         "sr50": float((pooled > 0.5).mean()) if pooled.size else float("nan"),
         "sr75": float((pooled > 0.75).mean()) if pooled.size else float("nan"),
         "miou": float(np.nanmean([s["miou"] for s in seqs])),
-        "fps": float(np.mean(fps)) if fps else float("nan"),
+        "fps": timed / seconds if seconds > 0 else float("nan"),
         "success_curve": succ,
         "precision_curve": prec,
         "norm_precision_curve": nprec,

@@ -46,7 +46,9 @@ def plot_curves(results: Any, output: Any, dpi: int = 100) -> List[Path]:
                 colour[:3] *= 0.6
             ax.plot(thr, s[key], _style(v), color=colour, lw=2.2 if "+AR" in v else 1.4,
                     label=f"{v} [{100 * (s.get(score) or 0):.1f}]")
-        ax.set(xlabel=xlabel, ylabel="success rate" if score == "auc" else "precision", title=title,
+        weights = str(results.config.get("weights", "")).replace("\\", "/").rsplit("/", 1)[-1]
+        ax.set(xlabel=xlabel, ylabel="success rate" if score == "auc" else "precision",
+               title=f"{title}\nweights: {weights}" if weights else title,
                xlim=(0, thr.max()), ylim=(0, 1.0))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower left" if score == "auc" else "lower right", fontsize=8)

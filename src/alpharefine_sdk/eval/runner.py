@@ -81,15 +81,9 @@ def run_task(seq: Sequence, tracker: str, cfg: Mapping[str, Any], output: Option
     fp = _fingerprint(cfg, tracker, seq, n)
     lab = tracker_label(tracker)
     path = Path(output) / "runs" / lab / f"{seq.name}.json" if output else None
-    if path is not None and path.is_file():
-        try:
-            rec = json.loads(path.read_text())
-            if rec.get("fingerprint") == fp:
-                rec["variants"] = {k: _arrays(v) for k, v in rec["variants"].items()}
-                rec["resumed"] = True
-                return rec
-        except (ValueError, KeyError):
-            pass  # a torn or foreign file: run again
+    done = load_run(seq, tracker, cfg, output)
+    if done is not None:
+        return done
     factory = make_factory(tracker, cfg["tracker_options"].get(tracker))
     refiner, gate = _STATE["refiner"], _STATE.get("gate")
     variants: Dict[str, Dict[str, Any]] = {}
@@ -114,6 +108,25 @@ def run_task(seq: Sequence, tracker: str, cfg: Mapping[str, Any], output: Option
     return rec
 
 
+def load_run(seq: Sequence, tracker: str, cfg: Mapping[str, Any], output: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The saved record of this run when one with the same settings is on disk, else ``None``."""
+    if not output:
+        return None
+    n = len(seq) if cfg["max_frames"] is None else min(len(seq), int(cfg["max_frames"]))
+    path = Path(output) / "runs" / tracker_label(tracker) / f"{seq.name}.json"
+    if not path.is_file():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+        if rec.get("fingerprint") != _fingerprint(cfg, tracker, seq, n):
+            return None
+        rec["variants"] = {k: _arrays(v) for k, v in rec["variants"].items()}
+    except (ValueError, KeyError, TypeError):
+        return None  # a torn or foreign file: run again
+    rec["resumed"] = True
+    return rec
+
+
 def _write_run(path: Path, rec: Dict[str, Any]) -> None:
     """Box files in the usual format (``x,y,w,h`` per line, one file per variant and sequence), per-frame
     times (got10k's ``*_time.txt``), then the run record, written atomically (resume reads it)."""
@@ -131,6 +144,13 @@ def _write_run(path: Path, rec: Dict[str, Any]) -> None:
 
 def _task_in_worker(args: Tuple[Sequence, str, Mapping[str, Any], Optional[str]]) -> Dict[str, Any]:
     return run_task(*args)
+
+
+def _describe(obj: Any) -> Optional[str]:
+    """A stable text for an object (its repr when its class defines one, else the class name)."""
+    if obj is None:
+        return None
+    return repr(obj) if type(obj).__repr__ is not object.__repr__ else type(obj).__qualname__
 
 
 def _sequences(data: Any, names: Optional[Seq[str]]) -> List[Sequence]:
@@ -195,17 +215,21 @@ def evaluate(
     for t in trackers:
         make_factory(t, opts[t])  # fail now, with a clear message, not inside a worker
     seqs = _sequences(data, sequences)
-    if refiner is None:
-        refiner = _load_refiner(weights, device)
-    wlabel = str(weights) if weights is not None else (getattr(refiner.config, "source", None) or "packaged default")
+    wlabel = str(weights) if weights is not None else (
+        (getattr(refiner.config, "source", None) or "a Refiner object") if refiner is not None else "packaged default")
     cfg = {
         "trackers": trackers, "tracker_options": opts, "weights": wlabel,
-        "gate": None if gate is None else type(gate).__name__, "compare": bool(compare), "oracle": bool(oracle),
+        "gate": _describe(gate), "compare": bool(compare), "oracle": bool(oracle),
         "seed": int(seed), "max_frames": max_frames, "masks": bool(masks),
     }
     out = str(output) if output is not None else None
     tasks = [(s, t, cfg, out) for t in trackers for s in seqs]
-    records = _run_all(tasks, workers, refiner, weights, gate, device, progress)
+    done = [load_run(s, t, cfg, out) for s, t, _, _ in tasks]
+    todo = [task for task, rec in zip(tasks, done) if rec is None]
+    if todo and refiner is None:
+        refiner = _load_refiner(weights, device)
+    fresh = iter(_run_all(todo, workers, refiner, weights, gate, device, progress) if todo else [])
+    records = [rec if rec is not None else next(fresh) for rec in done]
     results = build_results(records, seqs, cfg)
     if out is not None:
         results.write(out, plots=plots)
