@@ -39,7 +39,10 @@ def load_model_folder(folder: PathLike, config_path: Optional[PathLike] = None) 
     folder = Path(folder)
     weights = folder / WEIGHTS_NAME if folder.is_dir() else folder
     config = ModelConfig.load(Path(config_path) if config_path else weights.parent / CONFIG_NAME)
-    net = build_net(config.architecture)
+    try:
+        net = build_net(config.architecture)
+    except ValueError as e:
+        raise WeightsError(f"{weights.parent / CONFIG_NAME}: {e}") from None
     load_strict(net, read_safetensors(weights), what=f"weights in {weights}")
     return net.eval(), config
 
@@ -91,7 +94,7 @@ def save_model_folder(net: RefinerNet, config: ModelConfig, folder: PathLike, *,
             )
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "architecture": config.architecture})
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
     config.save(folder / CONFIG_NAME)
     return folder
 
