@@ -62,3 +62,34 @@ def test_bad_arguments(ar34, swan):
         evaluate([swan], ["kcf", "kcf"], refiner=ar34)
     with pytest.raises(TypeError, match="list of Sequence"):
         evaluate([1, 2], ["kcf"], refiner=ar34)
+
+
+class StaticTracker:
+    """A pure-Python tracker with OpenCV's protocol: it reports the box it was last initialised with."""
+
+    def init(self, frame, box):
+        assert frame.ndim == 3 and frame.dtype == np.uint8
+        self.box = tuple(float(v) for v in box)
+
+    def update(self, frame):
+        return True, self.box
+
+
+def make_static(**options):
+    assert options == {"tag": 7}
+    return StaticTracker()
+
+
+def test_importable_tracker_factory(ar34, tmp_path):
+    seq = load_sequence(need(DATA / "sequences/otb/Crossing"))
+    res = evaluate([seq], ["test_eval_runner:make_static"], refiner=ar34, max_frames=3, output=tmp_path,
+                   tracker_options={"test_eval_runner:make_static": {"tag": 7}}, plots=False)
+    assert res.variants == ["make_static", "make_static+AR"]
+    base = np.loadtxt(tmp_path / "boxes/make_static/Crossing.txt", delimiter=",")
+    assert (base == seq.gt[0]).all()  # the static tracker never moves
+    refined = np.loadtxt(tmp_path / "boxes/make_static+AR/Crossing.txt", delimiter=",")
+    assert not np.allclose(refined[1:], seq.gt[0], atol=0.5)  # refined and written back: it moves
+    with pytest.raises(ValueError, match="cannot import module"):
+        evaluate([seq], ["no.such.module:make"], refiner=ar34)
+    with pytest.raises(ValueError, match="has no attribute"):
+        evaluate([seq], ["test_eval_runner:nope"], refiner=ar34)
