@@ -258,7 +258,7 @@ class Trainer:
                         f"{avg['corner_px']:.2f} bce {avg['bce']:.4f} lr {self.sched.get_last_lr()[0]:.2e} "
                         f"samples/s {sps:.1f}"
                     )
-                if self.samples >= next_val:
+                if self.samples >= next_val and self.samples < cfg.total_samples:
                     next_val += cfg.validation.every_samples
                     m = self.validate()
                     if m:

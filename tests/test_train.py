@@ -1,0 +1,135 @@
+"""``alpharefine-sdk train`` end to end on the tiny CI config, exact resume, and DDP (gloo, 2 processes)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, SHARED, need
+
+TINY = ROOT / "configs" / "tiny_ci.json"
+
+
+def tiny_config(tmp: Path, name: str, **over) -> Path:
+    """The tiny CI config with ``../shared`` pointed at the shared folder and out_dir in ``tmp``."""
+    need(SHARED / "train")
+    text = TINY.read_text().replace("../shared/", SHARED.as_posix() + "/")
+    cfg = json.loads(text)
+    cfg["out_dir"] = str(tmp / name)
+    cfg.update(over)
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _losses(log: Path):
+    return [float(m.group(1)) for m in re.finditer(r"step \d+ samples \d+ loss ([0-9.]+)", log.read_text())]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One real run of the tiny config through the CLI."""
+    from alpharefine_sdk.cli import main
+
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = tiny_config(tmp, "run")
+    assert main(["train", str(cfg), "--no-progress"]) == 0
+    return tmp / "run"
+
+
+def test_cli_trains_and_loss_falls(tiny_run):
+    losses = _losses(tiny_run / "log.txt")
+    assert len(losses) >= 8
+    assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
+    log = (tiny_run / "log.txt").read_text()
+    assert "validation val_loss" in log and "finished at 320 samples" in log
+
+
+def test_output_folder_loads_in_refiner_with_a_model_card(tiny_run):
+    import cv2
+
+    from alpharefine_sdk import Refiner
+
+    folder = tiny_run / "model"
+    card = (folder / "README.md").read_text()
+    assert "samples seen: 320" in card and "Licences" in card and "dog" in card
+    r = Refiner.from_pretrained(folder, device="cpu", image_format="BGR")
+    assert r.config.architecture == "mnv2_cm" and r.config.extra["samples_seen"] == 320
+    seq = need(SHARED / "data" / "sequences" / "otb" / "Crossing")
+    gt = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",")
+    r.initialize(cv2.imread(str(seq / "img" / "0001.jpg")), gt[0])
+    box, _ = r.refine(cv2.imread(str(seq / "img" / "0005.jpg")), gt[4])
+    assert np.isfinite(box).all() and box[2] > 0 and box[3] > 0
+
+
+def test_existing_checkpoint_needs_resume(tiny_run, tmp_path):
+    from alpharefine_sdk.training.config import TrainConfig
+    from alpharefine_sdk.training.trainer import Trainer
+
+    cfg = TrainConfig.load(tiny_config(tmp_path, "again"))
+    cfg.out_dir = str(tiny_run)
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(cfg)
+
+
+def _state(run: Path):
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    """32 samples in one go == 16 samples, stop, resume to 32 (weights, optimizer, counters)."""
+    from alpharefine_sdk.cli import main
+
+    over = dict(total_samples=32, checkpoint_every_samples=1000, validation={"samples": 0}, lr_halve_every=16)
+    one = tiny_config(tmp_path, "one", **over)
+    two = tiny_config(tmp_path, "two", **over)
+    assert main(["train", str(one), "--no-progress"]) == 0
+    assert main(["train", str(two), "--no-progress", "--total-samples", "16"]) == 0
+    assert _state(tmp_path / "two")["samples"] == 16
+    assert main(["train", str(two), "--no-progress", "--resume"]) == 0
+    a, b = _state(tmp_path / "one"), _state(tmp_path / "two")
+    assert a["samples"] == b["samples"] == 32 and a["step"] == b["step"] == 4
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    """Same global batch (8) split 4 + 4 over two processes gives the weights of one process."""
+    from alpharefine_sdk.training.trainer import build_model
+    from alpharefine_sdk.training.config import TrainConfig
+
+    over = dict(total_samples=16, checkpoint_every_samples=1000, validation={"samples": 0},
+                precision="fp32", freeze_bn=True, threads=1)
+    single = tiny_config(tmp_path, "single", **over)
+    ddp = tiny_config(tmp_path, "ddp", **over)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "alpharefine_sdk", "train", str(ddp), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    from alpharefine_sdk.cli import main
+
+    assert main(["train", str(single), "--no-progress"]) == 0
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert "over 2 process(es)" in (tmp_path / "ddp" / "log.txt").read_text()
+    a, b = _state(tmp_path / "single"), _state(tmp_path / "ddp")
+    assert a["samples"] == b["samples"] == 16
+    torch.manual_seed(TrainConfig.load(single).seed)
+    init = build_model(TrainConfig.load(single)).state_dict()
+    moved = diff = 0.0
+    for k, v in a["model"].items():
+        if v.is_floating_point():
+            moved += (v - init[k]).abs().sum().item()
+            diff += (v - b["model"][k]).abs().sum().item()
+    assert moved > 0
+    assert diff < 1e-3 * moved, (diff, moved)

@@ -1,0 +1,137 @@
+"""Training data: YOLO-seg and COCO readers, the pair sampler (inference crops, labels, determinism)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from alpharefine_sdk.geometry.crop import crop_patch, crop_window
+from alpharefine_sdk.training.sampler import PairSampler, crop_iou
+from alpharefine_sdk.training.sources import mask_box, read_coco_json, read_videos, read_yolo
+
+from conftest import SHARED, need
+
+COCO128 = SHARED / "data" / "coco128"
+
+
+@pytest.fixture(scope="module")
+def stills():
+    return read_yolo(need(COCO128), limit=6)
+
+
+@pytest.fixture(scope="module")
+def videos():
+    return read_videos(need(SHARED / "train"), include=["bear", "Biker"], frame_limit=12)
+
+
+def test_yolo_seg_instances_have_masks_and_tight_boxes(stills):
+    insts = [i for s in stills for i in s.instances]
+    assert len(insts) >= 6 and all(i.mask is not None for i in insts)
+    for inst in insts:
+        assert np.array_equal(mask_box(inst.mask), inst.box)
+        assert inst.box[2] >= 12 and inst.box[3] >= 12
+
+
+def test_coco_json_gives_the_same_instances(stills, tmp_path):
+    """A COCO file written from the YOLO-seg polygons reads back to the same masks."""
+    import cv2
+
+    images, anns = [], []
+    for k, st in enumerate(stills[:2]):
+        path = COCO128 / "images" / "train2017" / f"{st.name}.jpg"
+        H, W = cv2.imread(str(path)).shape[:2]
+        images.append({"id": k, "file_name": path.name, "width": W, "height": H})
+        for line in (COCO128 / "labels" / "train2017" / f"{st.name}.txt").read_text().splitlines():
+            v = np.asarray(line.split()[1:], dtype=np.float64).reshape(-1, 2) * [W, H]
+            anns.append({"id": len(anns), "image_id": k, "iscrowd": 0, "segmentation": [v.ravel().tolist()],
+                         "bbox": [0, 0, 1, 1]})
+    (tmp_path / "inst.json").write_text(json.dumps({"images": images, "annotations": anns}))
+    coco = read_coco_json(tmp_path / "inst.json", COCO128 / "images" / "train2017")
+    assert [s.name for s in coco] == [s.name for s in stills[:2]]
+    for a, b in zip(coco, stills[:2]):
+        assert len(a.instances) == len(b.instances)
+        for ia, ib in zip(a.instances, b.instances):
+            assert np.array_equal(ia.mask, ib.mask)
+
+
+def test_videos_keep_masks_and_temporal_gap(videos):
+    by = {v.name: v for v in videos}
+    assert by["bear"].masks is not None and by["Biker"].masks is None
+    assert by["bear"].max_gap == 25  # DAVIS train split kept every 2nd frame: 50 source frames = 25 kept
+    assert by["Biker"].max_gap == 50
+
+
+def _sampler(stills, videos, **kw):
+    return PairSampler([("video", videos, 1.0), ("still", stills, 1.0), ("paste", stills, 1.0)], seed=3, **kw)
+
+
+def test_samples_are_a_function_of_seed_and_index(stills, videos):
+    s1, s2 = _sampler(stills, videos), _sampler(stills, videos)
+    a, b = s1.sample(17), s2.sample(17)
+    assert np.array_equal(a.search, b.search) and np.array_equal(a.corners, b.corners) and a.kind == b.kind
+    assert not np.array_equal(s1.sample(18).search, a.search)
+    kinds = {s1.sample(i).kind for i in range(30)}
+    assert kinds == {"video", "still", "paste"}
+
+
+def test_template_is_the_inference_crop(stills):
+    """Without photometric changes the template equals crop_patch(crop_window(gt)) of the image."""
+    sp = PairSampler([("still", stills, 1.0)], seed=0, grayscale_p=0, flip_p=0, brightness_range=(1.0, 1.0))
+    for i in range(5):
+        rng_free = sp.sample(i)
+        # recover which instance: the one whose inference crop matches
+        hits = [
+            inst for st in stills for inst in st.instances
+            if np.array_equal(crop_patch(st.image, crop_window(inst.box)), rng_free.template)
+        ]
+        assert len(hits) == 1
+
+
+def test_paste_labels_match_the_cropped_mask(stills, videos):
+    sp = PairSampler([("paste", stills, 1.0)], seed=5, flip_p=0.5)
+    for i in range(12):
+        s = sp.sample(i)
+        assert s.has_mask and s.kind == "paste"
+        b = mask_box(s.mask >= 128)
+        if b is None or s.corners[0] <= 0.5 or s.corners[2] >= 255.5 or s.corners[1] <= 0.5 or s.corners[3] >= 255.5:
+            continue  # the object is cut by the crop border: the box is clamped there
+        tight = np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]])
+        assert crop_iou(tight, s.corners) > 0.85, (i, tight, s.corners)
+
+
+def test_flip_mirrors_crops_and_labels(stills, videos):
+    a = _sampler(stills, videos, flip_p=0.0).sample(4)
+    b = _sampler(stills, videos, flip_p=1.0).sample(4)
+    assert np.array_equal(b.search, a.search[:, ::-1]) and np.array_equal(b.mask, a.mask[:, ::-1])
+    assert np.allclose(b.corners, [256 - a.corners[2], a.corners[1], 256 - a.corners[0], a.corners[3]])
+
+
+def test_validation_sequences_are_held_out_of_training(tmp_path):
+    from alpharefine_sdk.training.config import TrainConfig
+    from alpharefine_sdk.training.data import build_sampler
+
+    cfg = TrainConfig.from_dict({
+        "sources": [{"kind": "video", "root": str(need(SHARED / "train")), "include": ["bear", "dog", "Biker"], "limit": 4}],
+        "validation": {"root": str(SHARED / "train"), "sequences": ["dog"]},
+    })
+    sampler, counts = build_sampler(cfg)
+    names = {v.name for _, items, _ in sampler.sources for v in items}
+    assert names == {"bear", "Biker"}
+
+
+@pytest.mark.parametrize(
+    "bad, word",
+    [
+        ({"sources": []}, "sources"),
+        ({"sources": [{"kind": "movie", "root": "x"}]}, "kind"),
+        ({"sources": [{"kind": "still", "format": "coco", "root": "x"}]}, "annotations"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "precision": "fp8"}, "precision"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "batchsize": 3}, "batchsize"),
+    ],
+)
+def test_config_errors_name_the_key(bad, word):
+    from alpharefine_sdk.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match=word):
+        TrainConfig.from_dict(bad)
