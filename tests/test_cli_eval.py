@@ -54,7 +54,11 @@ def test_eval_end_to_end(eval_run, capsys):
             assert per[v][k] == pytest.approx(m[k], abs=1e-3), (v, k)
         assert res["summary"][v]["auc"] == pytest.approx(m["auc"], abs=1e-3)  # one sequence: summary = sequence
         assert len(res["summary"][v]["success_curve"]) == 21 and len(res["summary"][v]["precision_curve"]) == 51
-    assert res["summary"]["kcf+AR"]["refine_ms"] > 0 and res["summary"]["kcf"]["refine_ms"] is None
+    summ = res["summary"]
+    assert summ["kcf+AR"]["refine_ms"] > 0 and summ["kcf"]["refine_ms"] is None
+    assert summ["kcf@oracle+AR"]["refine_ms"] > 0 and summ["kcf@oracle"]["refine_ms"] is None
+    assert summ["kcf@oracle"]["fps"] == summ["kcf"]["fps"]  # same tracker run, same times
+    assert summ["kcf@oracle+AR"]["fps"] < summ["kcf"]["fps"]  # plus the refiner's time
 
     # the oracle input: the plain tracker's size centred on the ground-truth centre
     base = np.loadtxt(out / "boxes/kcf/Crossing.txt", delimiter=",")
