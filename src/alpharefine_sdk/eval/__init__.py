@@ -1,19 +1,21 @@
 """Evaluation harness: dataset readers, metrics, the base-vs-refined runner, plots and reports.
 
-Only :mod:`.datasets` and :mod:`.metrics` are imported eagerly-on-demand; ``evaluate`` loads the
-runner (and torch/OpenCV) on first use.
+Names load on first use: importing this package imports nothing heavy; ``evaluate`` brings in the
+runner (and torch/OpenCV) when called.
 """
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Sequence", "load_sequence", "find_sequences", "evaluate"]
+__all__ = ["Sequence", "load_sequence", "find_sequences", "evaluate", "EvalResults", "paired_bootstrap_ci"]
 
 _LAZY = {
     "Sequence": ("datasets", "Sequence"),
     "load_sequence": ("datasets", "load_sequence"),
     "find_sequences": ("datasets", "find_sequences"),
     "evaluate": ("runner", "evaluate"),
+    "EvalResults": ("report", "EvalResults"),
+    "paired_bootstrap_ci": ("metrics", "paired_bootstrap_ci"),
 }
 
 
