@@ -17,6 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
     p.add_argument("--total-samples", type=int, default=None, help="override total_samples from the config")
     p.add_argument("--out-dir", default=None, help="override out_dir from the config")
+    p.add_argument("--export-only", action="store_true",
+                   help="write out_dir/model from the last checkpoint and exit (no training)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="tqdm progress bar (default: when stderr is a terminal)")
     p.set_defaults(func=run)
@@ -32,6 +34,14 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir is not None:
         cfg.out_dir = args.out_dir
     cfg.check()
+    if args.export_only:
+        from pathlib import Path
+
+        from ..training.export import export_checkpoint
+        from ..training.trainer import CHECKPOINT
+
+        print(export_checkpoint(Path(cfg.out_dir) / CHECKPOINT))
+        return 0
     result = train(cfg, resume=args.resume, max_minutes=args.max_minutes, progress=args.progress)
     if "model_dir" in result:
         print(json.dumps(result, indent=1))

@@ -309,6 +309,7 @@ class Trainer:
             "step": self.step,
             "elapsed_s": self.elapsed,
             "history": self.history,
+            "source_counts": getattr(self, "source_counts", {}),
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
             "config": self.cfg.to_dict(),
         }
