@@ -97,28 +97,41 @@ def _export_graph(module: nn.Module, args: Tuple[Tensor, ...], path: Path, input
                               dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True)
 
 
+def check_opset(opset: Any) -> int:
+    """``opset`` if the exporter supports it (13..20), else a ValueError."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 13 <= opset <= 20:
+        raise ValueError(f"opset must be an int in 13..20 (default {DEFAULT_OPSET}); got {opset!r}")
+    return opset
+
+
 def export_graphs(net: RefinerNet, config: ModelConfig, out_dir: PathLike, *, with_mask: bool = True,
                   opset: int = DEFAULT_OPSET, overwrite: bool = False) -> Path:
     """Write the graphs, ``config.json`` and ``export.json`` for ``net`` to ``out_dir``."""
     require("onnx")
-    if isinstance(opset, bool) or not isinstance(opset, int) or not 13 <= opset <= 20:
-        raise ValueError(f"opset must be an int in 13..20; got {opset!r}")
+    check_opset(opset)
     out = _prepare_dir(Path(out_dir), overwrite)
     S = config.preprocessing.input_size
     p = next(net.parameters())
     if p.dtype != torch.float32:
         raise ValueError(f"export needs the float32 network; this one holds {p.dtype} weights")
-    net = net.eval()
-    images = torch.zeros(1, 3, S, S, device=p.device)
-    with torch.no_grad():
-        kernel = net.template_kernel(images)
-    _export_graph(TemplateGraph(net), (images,), out / GRAPH_FILES["template"], ["images"], ["kernel"], opset)
-    variants = ["box", "mask"] if with_mask else ["box"]
-    for v in variants:
-        from ._common import graph_names
+    from ._common import graph_names
 
-        _export_graph(SearchGraph(net, v == "mask"), (images, kernel), out / GRAPH_FILES[v], ["images", "kernel"],
-                      graph_names(v == "mask"), opset)
+    # The exporter restores the wrapper's train/eval flag afterwards, recursively: keep every
+    # module's own flag, so the caller's network is left exactly as it was.
+    modes = {m: m.training for m in net.modules()}
+    try:
+        net.eval()
+        images = torch.zeros(1, 3, S, S, device=p.device)
+        with torch.no_grad():
+            kernel = net.template_kernel(images)
+        _export_graph(TemplateGraph(net).eval(), (images,), out / GRAPH_FILES["template"], ["images"], ["kernel"], opset)
+        variants = ["box", "mask"] if with_mask else ["box"]
+        for v in variants:
+            _export_graph(SearchGraph(net, v == "mask").eval(), (images, kernel), out / GRAPH_FILES[v],
+                          ["images", "kernel"], graph_names(v == "mask"), opset)
+    finally:
+        for m, training in modes.items():
+            m.training = training
     config.save(out / CONFIG)
     manifest: Dict[str, Any] = {
         "format": FORMAT,
@@ -195,9 +208,10 @@ def read_manifest(onnx_dir: PathLike, config: ModelConfig, net: Optional[nn.Modu
 def verify_export(out_dir: PathLike, net: RefinerNet, config: ModelConfig, *, seed: int = 0) -> Dict[str, float]:
     """Run the exported graphs with ONNX Runtime on a synthetic crop pair and compare with ``net``.
 
-    Returns the largest absolute differences; raises RuntimeError beyond 2e-3 px / 1e-4.
+    Returns the largest differences (logits relative to their range, corners in pixels, mask);
+    raises RuntimeError beyond 1e-4 / 2e-3 px / 1e-4.
     """
-    from ._common import network_input
+    from . import _common as C
     from .onnxruntime_engine import OnnxRuntimeEngine
 
     rng = np.random.default_rng(seed)
@@ -205,15 +219,19 @@ def verify_export(out_dir: PathLike, net: RefinerNet, config: ModelConfig, *, se
     crops = rng.integers(0, 256, size=(2, S, S, 3), dtype=np.uint8)
     eng = OnnxRuntimeEngine(net, config, onnx_dir=out_dir)
     kernel = eng.template(crops[:1])
-    x = torch.from_numpy(network_input(crops, config)).to(next(net.parameters()).device)
+    x = torch.from_numpy(C.network_input(crops, config)).to(next(net.parameters()).device)
     with torch.no_grad():
         ref_k = net.template_kernel(x[:1])
-        ref_c, ref_m = net.search(x[1:], ref_k, eng.has_mask)
-    corners, mask = eng.search(crops[1:], kernel, with_mask=eng.has_mask)
-    err = {"corners_px": float(np.abs(corners - ref_c.cpu().numpy()).max())}
-    if mask is not None:
-        err["mask"] = float(np.abs(mask - ref_m.cpu().numpy()).max())
-    if err["corners_px"] > 2e-3 or err.get("mask", 0.0) > 1e-4:
+        ref = SearchGraph(net, eng.has_mask)(x[1:], ref_k)
+    outs = eng.search_outputs(crops[1:], kernel, with_mask=eng.has_mask)
+    ref_s = ref[0].cpu().numpy()
+    err = {
+        "scores_rel": float(np.abs(outs[0] - ref_s).max() / max(1.0, float(np.abs(ref_s).max()))),
+        "corners_px": float(np.abs(C.corners_from_scores(outs[0], eng.stride) - ref[1].cpu().numpy()).max()),
+    }
+    if eng.has_mask:
+        err["mask"] = float(np.abs(outs[2] - ref[2].cpu().numpy()).max())
+    if err["scores_rel"] > 1e-4 or err["corners_px"] > 2e-3 or err.get("mask", 0.0) > 1e-4:
         raise RuntimeError(f"the ONNX export does not match the PyTorch network: {err}")
     return err
 

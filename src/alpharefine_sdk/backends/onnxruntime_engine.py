@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -93,10 +93,13 @@ class OnnxRuntimeEngine:
     def concat(self, kernels: Sequence[np.ndarray]) -> np.ndarray:
         return C.concat_kernels(kernels)
 
-    def search(self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def search_outputs(self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False) -> List[np.ndarray]:
+        """The raw graph outputs ``scores, corners[, mask]`` for uint8 crops."""
         x = C.network_input(crops, self.config)
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
-        names = C.graph_names(with_mask)
-        outs = self._search_session(with_mask).run(names, {"images": x, "kernel": k})
+        return self._search_session(with_mask).run(C.graph_names(with_mask), {"images": x, "kernel": k})
+
+    def search(self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        outs = self.search_outputs(crops, kernels, with_mask)
         corners = C.corners_from_scores(outs[0], self.stride)
         return corners, (outs[2] if with_mask else None)
