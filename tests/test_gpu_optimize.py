@@ -289,3 +289,30 @@ def test_cuda_32_targets(fast16, golden, parity_frames):
     assert (32, False) in fast16.engine._graphs
     for n in (0, 17, 31):
         np.testing.assert_allclose(many[n].box, refs[n].refine(frame, boxes[n]).box, atol=1e-2)
+
+
+def test_optimize_another_architecture(golden):
+    """The MobileNetV2 refiner (other channel counts, BNs inside its own blocks) with random BN
+    statistics: every BN folds and the fast fp32 path matches the exact engine."""
+    from alpharefine_sdk import Refiner
+    from alpharefine_sdk.backends.torch_engine import TorchEngine
+    from alpharefine_sdk.config import ModelConfig
+    from alpharefine_sdk.nn.arnet import build_net
+
+    torch.manual_seed(0)
+    net = build_net("mnv2_cm").eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+    config = ModelConfig(architecture="mnv2_cm")
+    exact = Refiner(TorchEngine(net, config, device="cpu"), config)
+    fast = optimize(exact.clone(), precision="fp32")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.engine.net.modules())
+    assert isinstance(fast.engine.net.neck, FusedCorrelationNeck)
+    tmpl, crop = _png(golden, "template_crop", 0), _png(golden, "search_crop", 0)
+    a, _ = exact.engine.search(crop[None], exact.engine.template(tmpl[None]))
+    b, _ = fast.engine.search(crop[None], fast.engine.template(tmpl[None]))
+    np.testing.assert_allclose(b, a, atol=2e-3, rtol=0)
