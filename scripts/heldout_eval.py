@@ -95,7 +95,8 @@ def summarize_jitter(per_seq: Dict[str, Dict[str, float]]) -> Dict[str, object]:
     }
 
 
-def tracker_eval(refiner, gate, trackers: List[str], seeds: Dict[str, List[int]], out: Path) -> Dict[str, object]:
+def tracker_eval(refiner, gate, trackers: List[str], seeds: Dict[str, List[int]], out: Path,
+                 max_frames: Optional[int] = None) -> Dict[str, object]:
     """Base / +AR / +AR+gate per tracker through the evaluation harness; MIL averaged over seeds."""
     from alpharefine_sdk.eval import evaluate
 
@@ -108,7 +109,7 @@ def tracker_eval(refiner, gate, trackers: List[str], seeds: Dict[str, List[int]]
             res = evaluate(
                 DATA / "sequences", [t], refiner=refiner, gate=gate, compare=True, seed=s,
                 tracker_options={t: opts[t]} if t in opts else None, masks=False, plots=False,
-                output=out / f"{t}_seed{s}",
+                output=out / f"{t}_seed{s}", max_frames=max_frames,
             )
             per_seed.append(res)
         results[t] = _merge_seeds(t, per_seed)
@@ -182,6 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--min-iou", type=float, default=None, help="gate min_iou (default: Gate's default)")
     p.add_argument("--skip-trackers", action="store_true", help="only the jitter test")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-frames", type=int, default=None, help="smoke test: only the first N frames per sequence")
     args = p.parse_args(argv)
 
     import torch
@@ -197,14 +199,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     gate = Gate() if args.min_iou is None else Gate(min_iou=args.min_iou)
     seqs = find_sequences(DATA / "sequences")
     t0 = time.time()
-    jit = {
+    jit = {} if args.max_frames else {
         "paper (0.25 / 0.25)": summarize_jitter(jitter_test(refiner, seqs, gate, scale=0.25, center=0.25)),
         "hard (0.5 / 0.5)": summarize_jitter(jitter_test(refiner, seqs, gate, scale=0.5, center=0.5, seed=1)),
     }
     print(f"jitter test done in {time.time() - t0:.0f} s", file=sys.stderr)
     trk: Dict[str, dict] = {}
     if not args.skip_trackers:
-        trk = tracker_eval(refiner, gate, args.trackers, {"mil": args.mil_seeds}, out)
+        trk = tracker_eval(refiner, gate, args.trackers, {"mil": args.mil_seeds}, out, args.max_frames)
     md = markdown(jit, trk)
     v = verdict(trk) if trk else {}
     if v:
