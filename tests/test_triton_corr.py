@@ -139,6 +139,9 @@ with torch.no_grad():
     got = tc.fused_correlation(k.contiguous(memory_format=cl), s.contiguous(memory_format=cl), f.weights, f.biases,
                                impl="triton", out=out)
     res["channels_last_out_float32"] = [rel(out, ref), list(out.stride()), got.data_ptr() == out.data_ptr()]
+    got = tc.fused_correlation(k.contiguous(memory_format=cl), s.contiguous(memory_format=cl), f.weights, f.biases,
+                               impl="triton")
+    res["channels_last_default_out"] = [rel(got, ref), list(got.stride())]
     for dt in (torch.float16, torch.bfloat16):
         out = tc.fused_correlation(k.to(dt), s.to(dt), [w.to(dt) for w in f.weights], f.biases, impl="triton")
         res[f"b2_depth3_{str(dt)[6:]}"] = [rel(out, ref), str(out.dtype)]
@@ -176,6 +179,8 @@ def test_interpreter_channels_last_and_out(interpreted):
     err, strides, same = interpreted["channels_last_out_float32"]
     assert err < TOL["float32"]
     assert strides == [64 * 256, 1, 16 * 64, 64] and same
+    err, strides = interpreted["channels_last_default_out"]
+    assert err < TOL["float32"] and strides == [64 * 256, 1, 16 * 64, 64], "output follows the search's memory format"
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

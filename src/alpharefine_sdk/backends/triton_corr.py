@@ -196,8 +196,10 @@ def triton_fused_correlation(
     k = kernel.reshape(b, c, -1)  # a view for contiguous and channels-last kernels
     n_k = k.shape[2]
     outs = [wt.shape[0] for wt in weights]
-    if out is None:
-        out = torch.empty((b, outs[-1], h, w), device=search.device, dtype=search.dtype)
+    if out is None:  # same memory format as the search map, so the next layers need no copy
+        cl = search.is_contiguous(memory_format=torch.channels_last) and not search.is_contiguous()
+        out = torch.empty((b, outs[-1], h, w), device=search.device, dtype=search.dtype,
+                          memory_format=torch.channels_last if cl else torch.contiguous_format)
     ws = [wt.to(search.dtype).contiguous() for wt in weights]
     bs = [bi.contiguous() for bi in biases]
     ws += [ws[-1]] * (3 - depth)
