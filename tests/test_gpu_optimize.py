@@ -316,3 +316,26 @@ def test_optimize_another_architecture(golden):
     a, _ = exact.engine.search(crop[None], exact.engine.template(tmpl[None]))
     b, _ = fast.engine.search(crop[None], fast.engine.template(tmpl[None]))
     np.testing.assert_allclose(b, a, atol=2e-3, rtol=0)
+
+
+def test_static_kernel_buffer_tracks_which_template_it_holds(fast32, golden):
+    """The bookkeeping behind the CUDA graphs' static template buffer (device-independent)."""
+    from alpharefine_sdk.backends.gpu import _Inputs
+
+    eng = fast32.engine
+    k1 = eng.template(_png(golden, "template_crop", 0)[None])
+    k2 = eng.template(_png(golden, "template_crop", 1)[None])
+    assert k1.is_inference()
+    buf = _Inputs(torch.zeros(1, 256, 256, 3, dtype=torch.uint8), torch.zeros_like(k1), torch.zeros(1, 256, 256, 3))
+    assert not buf.holds(k1)
+    buf.load_kernel(k1)
+    assert buf.holds(k1) and torch.equal(buf.kernel, k1) and not buf.holds(k2)
+    buf.load_kernel(k2)
+    assert torch.equal(buf.kernel, k2) and not buf.holds(k1)
+    assert buf.holds(buf.kernel)  # concat() writes straight into the buffer
+    plain = k1.clone()  # a normal tensor: in-place edits are noticed
+    buf.load_kernel(plain)
+    plain.mul_(2)
+    assert not buf.holds(plain)
+    buf.load_kernel(plain)
+    assert torch.equal(buf.kernel, plain)

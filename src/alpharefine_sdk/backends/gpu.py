@@ -106,18 +106,25 @@ class _Inputs:
     kernel: Tensor
     host_u8: Tensor
     kernel_src: Any = None  # weakref to the kernel tensor last copied in
-    kernel_version: int = -1
+    kernel_version: Optional[int] = None
 
     def holds(self, kernels: Tensor) -> bool:
+        """True when the static buffer already holds ``kernels`` (same tensor, not modified since)."""
         if kernels.data_ptr() == self.kernel.data_ptr():
             return True
         src = self.kernel_src() if self.kernel_src is not None else None
-        return src is kernels and kernels._version == self.kernel_version
+        return src is kernels and _version(kernels) == self.kernel_version
 
     def load_kernel(self, kernels: Tensor) -> None:
         if not self.holds(kernels):
             self.kernel.copy_(kernels)
-            self.kernel_src, self.kernel_version = weakref.ref(kernels), kernels._version
+            self.kernel_src, self.kernel_version = weakref.ref(kernels), _version(kernels)
+
+
+def _version(t: Tensor) -> Optional[int]:
+    """In-place version counter; ``None`` for inference tensors (they have none, and only
+    inference-mode code, which never edits a template in place, can modify them)."""
+    return None if t.is_inference() else t._version
 
 
 @dataclass
