@@ -95,11 +95,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for k, rows in data.items()}
     identity["mean"] = float(np.mean(list(identity.values())))
     rows = [{"gate": "identity (never refine)", **identity}, {"gate": "none (always refine)", **score(data, None)}]
-    for mi, (lo, hi) in itertools.product([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-                                          [(0.0, float("inf")), (0.25, 4.0), (0.33, 3.0), (0.4, 2.5), (0.5, 2.0),
-                                           (0.6, 1.6), (0.7, 1.4)]):
-        rows.append({"gate": f"min_iou {mi}, area {lo}..{hi}", "min_iou": mi, "area_ratio": [lo, hi],
-                     **score(data, Gate(min_iou=mi, area_ratio=(lo, hi)))})
+    for mi, (lo, hi), mx in itertools.product([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+                                              [(0.0, float("inf")), (0.25, 4.0), (0.33, 3.0), (0.4, 2.5), (0.5, 2.0),
+                                               (0.6, 1.6), (0.7, 1.4)], [1.0, 0.95, 0.9, 0.85, 0.8]):
+        rows.append({"gate": f"min_iou {mi}, area {lo}..{hi}, max_iou {mx}", "min_iou": mi, "area_ratio": [lo, hi],
+                     "max_iou": mx, **score(data, Gate(min_iou=mi, area_ratio=(lo, hi), max_iou=mx))})
     rows.sort(key=lambda r: -r["mean"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

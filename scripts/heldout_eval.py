@@ -212,7 +212,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if v:
         md += f"\nDefault-model criterion met: **{v['default_criterion_met']}**\n"
     (out / "table.md").write_text(md)
-    gate_info = {"min_iou": gate.min_iou, "area_ratio": list(gate.area_ratio)}
+    gate_info = {"min_iou": gate.min_iou, "area_ratio": list(gate.area_ratio), "max_iou": gate.max_iou}
     (out / "results.json").write_text(json.dumps({"model": args.model, "gate": gate_info, "sequences": [s.name for s in seqs],
                                                   "jitter": jit, "trackers": trk, "verdict": v}, indent=1))
     print(md)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from alpharefine_sdk.gate import DEFAULT_AREA_RATIO, DEFAULT_MIN_IOU, Gate
+from alpharefine_sdk.gate import DEFAULT_AREA_RATIO, DEFAULT_MAX_IOU, DEFAULT_MIN_IOU, Gate
 
 from conftest import DATA, need
 
@@ -28,7 +28,17 @@ def test_thresholds_are_inclusive_and_can_be_disabled():
     assert not Gate(min_iou=0.51, area_ratio=(0.5, 2.0)).accept(base, half)
     assert not Gate(min_iou=0.0, area_ratio=(0.51, 2.0)).accept(base, half)
     off = (50.0, 50.0, 10.0, 10.0)
-    assert Gate(min_iou=0.0, area_ratio=(0.0, math.inf)).accept(base, off)
+    assert Gate(min_iou=0.0, area_ratio=(0.0, math.inf), max_iou=1.0).accept(base, off)
+
+
+def test_max_iou_keeps_near_identical_boxes():
+    base = (0.0, 0.0, 100.0, 100.0)
+    tiny_change = (1.0, 1.0, 100.0, 100.0)  # IoU ~0.98
+    change = (10.0, 0.0, 100.0, 100.0)  # IoU ~0.82
+    g = Gate(min_iou=0.5, area_ratio=(0.5, 2.0), max_iou=0.9)
+    assert not g.accept(base, tiny_change)
+    assert g.accept(base, change)
+    assert Gate(min_iou=0.5, area_ratio=(0.5, 2.0), max_iou=1.0).accept(base, tiny_change)
 
 
 @pytest.mark.parametrize("bad", [(1, 2, 0, 3), (1, 2, -4, 3), (np.nan, 0, 1, 1), (0, 0, np.inf, 1)])
@@ -44,6 +54,8 @@ def test_degenerate_refined_boxes_are_rejected(bad):
         ({"area_ratio": (2.0, 3.0)}, "area_ratio"),
         ({"area_ratio": (0.5,)}, "area_ratio"),
         ({"area_ratio": None}, "area_ratio"),
+        ({"min_iou": 0.5, "max_iou": 0.4}, "max_iou"),
+        ({"max_iou": 1.2}, "max_iou"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, word):
@@ -54,6 +66,7 @@ def test_bad_arguments_name_the_argument(kwargs, word):
 def test_defaults():
     g = Gate()
     assert g.min_iou == DEFAULT_MIN_IOU and tuple(g.area_ratio) == tuple(DEFAULT_AREA_RATIO)
+    assert g.max_iou == DEFAULT_MAX_IOU
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +85,11 @@ def test_refiner_keeps_the_input_box_when_gated(refiner, crossing):
     free = refiner.refine(frame, gt[1])
     assert not free.gated
     # a gate that only accepts a refined box equal (IoU 1) to its input blocks any real change
-    refiner.gate = Gate(min_iou=1.0, area_ratio=(1.0, 1.0))
+    refiner.gate = Gate(min_iou=1.0, area_ratio=(1.0, 1.0), max_iou=1.0)
     r = refiner.refine(frame, gt[1])
     assert r.gated and np.array_equal(r.box, np.asarray(gt[1], dtype=np.float64))
     assert np.array_equal(r.input_box, r.box)
     # an open gate lets the same refined box through
-    refiner.gate = Gate(min_iou=0.0, area_ratio=(0.0, math.inf))
+    refiner.gate = Gate(min_iou=0.0, area_ratio=(0.0, math.inf), max_iou=1.0)
     r2 = refiner.refine(frame, gt[1])
     assert not r2.gated and np.allclose(r2.box, free.box)

@@ -3,7 +3,8 @@
 A refiner is a local regressor: when the base box is already good, a large change is more likely
 an error than a fix, and when the base box has left the target, the refiner cannot recover it.
 ``Gate`` accepts a refined box only if it overlaps the input box enough and its area stays within
-a band around the input's. ``Refiner`` applies ``refiner.gate`` and marks ``RefineResult.gated``::
+a band around the input's; optionally (``max_iou < 1``) it also ignores changes so small that they
+are within the refiner's own noise (a near-perfect base box is then kept as it is). ``Refiner`` applies ``refiner.gate`` and marks ``RefineResult.gated``::
 
     refiner = Refiner.from_pretrained(..., gate=Gate())     # or refiner.gate = Gate(min_iou=0.6)
 """
@@ -21,20 +22,25 @@ from .boxes import iou
 # with IoU < 0.6 to their input, or an area change beyond x0.6..x1.6, helped less often than they hurt.
 DEFAULT_MIN_IOU = 0.6
 DEFAULT_AREA_RATIO = (0.6, 1.6)
+DEFAULT_MAX_IOU = 1.0
 
 
 @dataclass(frozen=True)
 class Gate:
-    """Accept a refined box when ``IoU(refined, input) >= min_iou`` and
-    ``area(refined) / area(input)`` lies in ``area_ratio`` (inclusive).
+    """Accept a refined box when ``IoU(refined, input) >= min_iou``,
+    ``area(refined) / area(input)`` lies in ``area_ratio`` (inclusive) and, if ``max_iou < 1``,
+    ``IoU(refined, input) <= max_iou``.
 
     Args:
         min_iou: in [0, 1]; 0 disables the overlap test.
         area_ratio: ``(low, high)`` with ``0 <= low <= 1 <= high``; ``(0, inf)`` disables it.
+        max_iou: in [min_iou, 1]; changes smaller than this (higher IoU) keep the input box.
+            1 disables it.
     """
 
     min_iou: float = DEFAULT_MIN_IOU
     area_ratio: Sequence[float] = DEFAULT_AREA_RATIO
+    max_iou: float = DEFAULT_MAX_IOU
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_iou, (int, float)) or not 0.0 <= float(self.min_iou) <= 1.0:
@@ -46,6 +52,8 @@ class Gate:
         if not (0.0 <= lo <= 1.0 <= hi) or math.isnan(hi):
             raise ValueError(f"area_ratio must satisfy 0 <= low <= 1 <= high; got ({lo}, {hi})")
         object.__setattr__(self, "area_ratio", (lo, hi))
+        if not isinstance(self.max_iou, (int, float)) or not float(self.min_iou) <= float(self.max_iou) <= 1.0:
+            raise ValueError(f"max_iou must be a number in [min_iou, 1]; got {self.max_iou!r}")
 
     def accept(self, input_box: Any, refined_box: Any) -> bool:
         """True to use ``refined_box``, False to keep ``input_box`` (both ``(x, y, w, h)``)."""
@@ -57,7 +65,10 @@ class Gate:
         lo, hi = self.area_ratio
         if not lo <= ratio <= hi:
             return False
-        return self.min_iou <= 0 or iou(a, b) >= self.min_iou
+        if self.min_iou <= 0 and self.max_iou >= 1:
+            return True
+        o = iou(a, b)
+        return o >= self.min_iou and (self.max_iou >= 1 or o <= self.max_iou)
 
 
 def no_gate() -> None:
