@@ -180,7 +180,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out", default="../runs/heldout", help="output folder")
     p.add_argument("--trackers", nargs="+", default=["csrt", "mil", "nano"])
     p.add_argument("--mil-seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--min-iou", type=float, default=None, help="gate min_iou (default: Gate's default)")
+    p.add_argument("--gate-min-iou", type=float, default=None, help="gate min_iou (default: Gate's default)")
+    p.add_argument("--gate-area", type=float, nargs=2, default=None, help="gate area_ratio low high")
+    p.add_argument("--gate-max-iou", type=float, default=None, help="gate max_iou")
     p.add_argument("--skip-trackers", action="store_true", help="only the jitter test")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-frames", type=int, default=None, help="smoke test: only the first N frames per sequence")
@@ -196,7 +198,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     refiner = Refiner.from_pretrained(args.model, device="cpu")
-    gate = Gate() if args.min_iou is None else Gate(min_iou=args.min_iou)
+    kw = {}
+    if args.gate_min_iou is not None:
+        kw["min_iou"] = args.gate_min_iou
+    if args.gate_area is not None:
+        kw["area_ratio"] = tuple(args.gate_area)
+    if args.gate_max_iou is not None:
+        kw["max_iou"] = args.gate_max_iou
+    gate = Gate(**kw)
     seqs = find_sequences(DATA / "sequences")
     t0 = time.time()
     jit = {} if args.max_frames else {
