@@ -1,0 +1,59 @@
+"""Write the shipped model's README.md from the training model card, the gate choice and the held-out
+evaluation (``choose_gate.py`` and ``heldout_eval.py`` outputs).
+
+    python scripts/model_card.py --model ../runs/mnv2-shared-v1/model --gate ../runs/gate/gate_grid.json \
+        --heldout ../runs/heldout --dest src/alpharefine_sdk/models/mnv2-shared-v1 --status "opt-in"
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model folder written by alpharefine-sdk train")
+    p.add_argument("--gate", required=True, help="gate_grid.json from choose_gate.py")
+    p.add_argument("--heldout", required=True, help="output folder of heldout_eval.py")
+    p.add_argument("--dest", required=True, help="folder to create inside the package")
+    p.add_argument("--status", required=True, help="one paragraph: default or opt-in, and why")
+    p.add_argument("--commands", default="", help="markdown with the exact commands")
+    args = p.parse_args(argv)
+
+    src, dest = Path(args.model), Path(args.dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json"):
+        shutil.copyfile(src / name, dest / name)
+    train_card = (src / "README.md").read_text()
+    gate = json.loads(Path(args.gate).read_text())
+    held = json.loads((Path(args.heldout) / "results.json").read_text())
+    table = (Path(args.heldout) / "table.md").read_text()
+    g = held["gate"]
+    lines = [train_card.rstrip(), "", "## Status", "", args.status, "",
+             "## Held-out evaluation", "",
+             f"Test sequences (never used for training, validation or the gate): {', '.join(held['sequences'])} "
+             "(`../shared/data/sequences`: OTB, VOT, GOT-10k, LaSOT and DAVIS layouts). Gate used: "
+             f"min_iou {g['min_iou']}, area ratio {g['area_ratio'][0]}..{g['area_ratio'][1]}, max_iou {g['max_iou']}. "
+             "CIs: paired bootstrap over the 7 sequences (10,000 resamples). Identity = the input box unchanged.", "",
+             table.replace("## ", "### ").rstrip(), "",
+             "## Gate choice (validation sequences only)", "",
+             f"Sequences: {', '.join(gate['sequences'])}; inputs: {gate['counts']}. Mean IoU with the ground truth "
+             "of the gate's output, best gates first:", "",
+             "| gate | " + " | ".join(k for k in gate["counts"]) + " | mean |",
+             "|---|" + "---:|" * (len(gate["counts"]) + 1)]
+    shown = gate["rows"][:6] + [r for r in gate["rows"] if r["gate"].startswith(("identity", "none"))]
+    for r in shown:
+        lines.append(f"| {r['gate']} | " + " | ".join(f"{r[k]:.3f}" for k in gate["counts"]) + f" | {r['mean']:.3f} |")
+    if args.commands:
+        lines += ["", "## Commands", "", args.commands]
+    (dest / "README.md").write_text("\n".join(lines) + "\n")
+    print(dest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
