@@ -124,6 +124,18 @@ def fused_op_timing(net, device: str, dtypes, batches, reps: int, sync: bool) ->
     return rows
 
 
+def _cpu_fp16_emulation(exact):
+    """The fp16 fast network run on CPU (``optimize`` refuses fp16 there): an accuracy preview only."""
+    from alpharefine_sdk.backends.gpu import DeviceNormalizer, FastOptions, FastTorchEngine
+
+    eng = FastTorchEngine(exact.net, exact.config, device="cpu", options=FastOptions(precision="bf16"))
+    eng.dtype, eng.precision = torch.float16, "fp16"
+    eng.net = eng._build(exact.net)
+    pre = exact.config.preprocessing
+    eng.normalize = DeviceNormalizer(pre.mean, pre.std, torch.float16, True)
+    return eng
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--weights", default=str(SHARED / "parity/ar34_random.pth.tar"))
@@ -190,6 +202,14 @@ def main() -> int:
     skipped = {k: v["skipped"] for k, v in rows.items() if v["skipped"]}
     if skipped:
         print("\nSkipped on this device:", json.dumps(skipped, indent=1))
+
+    if not cuda:
+        emu = _cpu_fp16_emulation(exact)
+        par = parity(emu, cases, golden, exact_corners)
+        report["cpu_fp16_emulation_parity"] = par
+        print(f"\nfp16 fast path emulated on CPU (folded, fused, channels-last, fp16 weights; parity only): "
+              f"max corner err vs golden {par['max_vs_golden']:.4f} px, median {par['median_vs_golden']:.4f} px, "
+              f"max vs exact fp32 {par['max_vs_exact']:.4f} px")
 
     # ----------------------------------------------------------------- the fused op alone
     print("\n## Fused correlation + post_corr vs the unfused torch ops, ms per call\n")
