@@ -12,7 +12,7 @@ from conftest import DATA, need
 
 
 def test_accepts_small_changes_and_rejects_large_ones():
-    g = Gate(min_iou=0.6, area_ratio=(0.6, 1.6))
+    g = Gate(min_iou=0.6, area_ratio=(0.6, 1.6), max_iou=1.0)
     base = (100.0, 50.0, 40.0, 30.0)
     assert g.accept(base, base)
     assert g.accept(base, (102.0, 51.0, 38.0, 31.0))
