@@ -33,8 +33,13 @@ def normalize_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[floa
     return out
 
 
+@lru_cache(maxsize=16)
+def _device_table(mean: Tuple[float, ...], std: Tuple[float, ...], device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(_lut(mean, std)).to(device)
+
+
 def normalize_crops_torch(crops: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Same as :func:`normalize_crops` for a uint8 tensor ``[B, S, S, 3]`` on any device."""
-    lut = torch.from_numpy(normalization_table(mean, std)).to(crops.device)
+    lut = _device_table(tuple(float(m) for m in mean), tuple(float(s) for s in std), crops.device)
     idx = crops.long()
     return torch.stack([lut[:, c][idx[..., c]] for c in range(3)], dim=1)
