@@ -32,6 +32,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     gate = json.loads(Path(args.gate).read_text())
     held = json.loads((Path(args.heldout) / "results.json").read_text())
     table = (Path(args.heldout) / "table.md").read_text()
+    posthoc = Path(args.heldout) / "posthoc.md"
+    if posthoc.is_file():
+        table = table.rstrip() + "\n" + posthoc.read_text()
     g = held["gate"]
     lines = [train_card.rstrip(), "", "## Status", "", args.status, "",
              "## Held-out evaluation", "",
