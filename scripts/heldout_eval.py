@@ -96,7 +96,7 @@ def summarize_jitter(per_seq: Dict[str, Dict[str, float]]) -> Dict[str, object]:
 
 
 def tracker_eval(refiner, gate, trackers: List[str], seeds: Dict[str, List[int]], out: Path,
-                 max_frames: Optional[int] = None) -> Dict[str, object]:
+                 max_frames: Optional[int] = None, write_back: str = "auto") -> Dict[str, object]:
     """Base / +AR / +AR+gate per tracker through the evaluation harness; MIL averaged over seeds."""
     from alpharefine_sdk.eval import evaluate
 
@@ -109,7 +109,7 @@ def tracker_eval(refiner, gate, trackers: List[str], seeds: Dict[str, List[int]]
             res = evaluate(
                 DATA / "sequences", [t], refiner=refiner, gate=gate, compare=True, seed=s,
                 tracker_options={t: opts[t]} if t in opts else None, masks=False, plots=False,
-                output=out / f"{t}_seed{s}", max_frames=max_frames,
+                output=out / f"{t}_seed{s}", max_frames=max_frames, write_back=write_back,
             )
             per_seed.append(res)
         results[t] = _merge_seeds(t, per_seed)
@@ -249,6 +249,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--posthoc-only", action="store_true",
                    help="only the no-write-back refinement of base boxes saved by an earlier run in --out")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--write-back", choices=("auto", "on", "off"), default="auto",
+                   help="write-back policy of RefinedTracker (auto = the adapters' default)")
     p.add_argument("--max-frames", type=int, default=None, help="smoke test: only the first N frames per sequence")
     args = p.parse_args(argv)
 
@@ -287,7 +289,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"jitter test done in {time.time() - t0:.0f} s", file=sys.stderr)
     trk: Dict[str, dict] = {}
     if not args.skip_trackers:
-        trk = tracker_eval(refiner, gate, args.trackers, {"mil": args.mil_seeds}, out, args.max_frames)
+        trk = tracker_eval(refiner, gate, args.trackers, {"mil": args.mil_seeds}, out, args.max_frames, args.write_back)
     md = markdown(jit, trk)
     v = verdict(trk) if trk else {}
     if v:

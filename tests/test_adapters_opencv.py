@@ -73,7 +73,7 @@ def test_mil_update_before_init_raises_not_segfaults(refiner, frames):
 
 def test_write_back_moves_the_base_tracker(ar34, frames, box0):
     """With write-back the base's next box starts from the refined box; without, from its own."""
-    wb = RefinedTracker(cv2.TrackerMIL.create(), ar34.clone())
+    wb = RefinedTracker(cv2.TrackerMIL.create(), ar34.clone(), write_back=True)
     outs_wb, bases_wb = run(wb, frames[:3], box0)
     plain = cv2.TrackerMIL.create()  # what the base sees without write-back: its own boxes
     plain.init(frames[0], tuple(int(v) for v in box0))
@@ -88,7 +88,7 @@ def test_write_back_moves_the_base_tracker(ar34, frames, box0):
 
 @contrib
 def test_kcf_factory_path_does_not_crash(ar34, frames, box0):
-    t = RefinedTracker(cv2.TrackerKCF.create, ar34.clone())
+    t = RefinedTracker(cv2.TrackerKCF.create, ar34.clone(), write_back=True)
     assert t.reinit == "fresh" and t.factory is cv2.TrackerKCF.create
     outs, bases = run(t, frames[:3], box0)
     check_boxes(outs, frames[0].shape[:2])
@@ -177,14 +177,14 @@ class DuckTracker:
 def test_no_factory_turns_write_back_off_with_warning(refiner, frames, box0):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert RefinedTracker(cv2.TrackerMIL.create(), refiner).write_back is True  # MIL: no warning
+        assert RefinedTracker(cv2.TrackerMIL.create(), refiner, write_back=True).write_back is True  # MIL: no warning
     with pytest.warns(UserWarning, match="factory"):
-        t = RefinedTracker(DuckTracker(), refiner, reinit="fresh")
+        t = RefinedTracker(DuckTracker(), refiner, reinit="fresh", write_back=True)
     assert t.write_back is False
     t.init(frames[0], box0)
     t.update(frames[1])
     assert t.base.box == tuple(int(v) for v in box0)  # untouched
-    same = RefinedTracker(DuckTracker(), refiner.clone())  # non-OpenCV objects: init again in place
+    same = RefinedTracker(DuckTracker(), refiner.clone(), write_back=True)  # non-OpenCV objects: init again in place
     assert same.reinit == "same" and not same.as_int
     same.init(frames[0], box0)
     _, out = same.update(frames[1])
@@ -203,3 +203,21 @@ def test_update_returning_a_bare_box_is_a_clear_type_error(refiner, frames, box0
     t.init(frames[0], box0)
     with pytest.raises(TypeError, match="kind='got10k'"):
         t.update(frames[1])
+
+
+def test_auto_write_back_policy(refiner):
+    """write_back="auto" (default): off for OpenCV trackers (re-init would discard their model),
+    on for trackers with a settable state."""
+    assert RefinedTracker(cv2.TrackerMIL.create(), refiner).write_back is False
+
+    class PysotLike:
+        center_pos = np.zeros(2)
+        size = np.ones(2)
+
+        def init(self, img, bbox):
+            pass
+
+        def track(self, img):
+            return {"bbox": [0, 0, 1, 1], "best_score": 1.0}
+
+    assert RefinedTracker(PysotLike(), refiner.clone()).write_back is True

@@ -15,7 +15,7 @@ from ..boxes import as_box, as_frame, check_image_format, clip_box
 from ..errors import WeightsError
 from ..types import RefineResult
 
-WriteBack = Union[bool, Callable[[np.ndarray], None]]
+WriteBack = Union[bool, str, Callable[[np.ndarray], None]]
 
 
 def resolve_refiner(refiner: Any, gate: Any = None) -> Any:
@@ -53,7 +53,7 @@ def resolve_refiner(refiner: Any, gate: Any = None) -> Any:
 class RefinedTracker:
     """Wrap a base tracker so each of its boxes is refined, clipped and (optionally) fed back.
 
-    ``RefinedTracker(base, refiner=None, *, kind=None, write_back=True, mask=False,
+    ``RefinedTracker(base, refiner=None, *, kind=None, write_back="auto", mask=False,
     min_size=10, gate=None, image_format=None, **options)`` keeps the base tracker's own
     interface (OpenCV ``init``/``update``, pysot ``init``/``track``, pytracking and STARK
     ``initialize``/``track``, got10k ``init``/``update``, or ``fn(frame) -> box``).
@@ -67,7 +67,11 @@ class RefinedTracker:
             "stark"), "got10k" or "callable". Detected from the base's methods when ``None``.
         write_back: ``True`` (the original's policy) feeds each refined box back into the base
             tracker's state; ``False`` refines the output only; a callable ``fn(box_xywh)``
-            is called with the refined, clipped float box instead.
+            is called with the refined, clipped float box instead. ``"auto"`` (default) is
+            ``True`` for trackers with a settable state (pysot, pytracking, STARK-like) and
+            ``False`` for OpenCV trackers, whose only "setter" is a fresh ``init`` that throws
+            their learned appearance model away (measured: CSRT and NanoTrack get much worse;
+            see docs/adapters.md).
         mask: also compute the mask (same network pass); kept on :attr:`last_mask`.
         min_size: refined boxes are clipped to the image keeping at least this many pixels a side.
         gate: a do-no-harm gate with ``accept(input_box, refined_box) -> bool``, set on the refiner.
@@ -81,6 +85,7 @@ class RefinedTracker:
 
     kind: str = ""
     default_image_format: str = "RGB"
+    auto_write_back: bool = True  # what write_back="auto" means for this host kind
 
     def __new__(cls, base: Any = None, *args: Any, **kwargs: Any) -> "RefinedTracker":
         if cls is RefinedTracker:
@@ -95,14 +100,16 @@ class RefinedTracker:
         refiner: Any = None,
         *,
         kind: Optional[str] = None,
-        write_back: WriteBack = True,
+        write_back: WriteBack = "auto",
         mask: bool = False,
         min_size: float = 10.0,
         gate: Any = None,
         image_format: Optional[str] = None,
     ) -> None:
+        if write_back == "auto":
+            write_back = self.auto_write_back
         if not (isinstance(write_back, bool) or callable(write_back)):
-            raise TypeError(f"write_back must be True, False or a callable fn(box_xywh); got {write_back!r}")
+            raise TypeError(f"write_back must be 'auto', True, False or a callable fn(box_xywh); got {write_back!r}")
         if not isinstance(min_size, (int, float)) or min_size < 1:
             raise ValueError(f"min_size must be a number >= 1 (pixels); got {min_size!r}")
         self.base = base

@@ -53,6 +53,8 @@ class OpenCVAdapter(RefinedTracker):
     with no area on the image) it returns the base's answer unchanged and skips refinement.
     """
 
+    auto_write_back = False  # re-init discards the tracker's model: refine the output only
+
     kind = "opencv"
     default_image_format = "BGR"
 

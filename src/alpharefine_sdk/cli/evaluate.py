@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also run with a do-no-harm gate (adds the +AR+gate rows): 'default' (alpharefine_sdk.gate.Gate()), "
                    "a minimum IoU such as 0.6, or an importable object with accept(input_box, refined_box)")
     p.add_argument("--output", "-o", default="alpharefine-eval", help="output folder (default ./alpharefine-eval); reruns resume")
+    p.add_argument("--write-back", choices=("auto", "on", "off"), default="auto",
+                   help="feed refined boxes back into the base tracker: auto (default; OpenCV trackers are not "
+                        "re-initialised, which would discard their model), on (re-init every frame, as the "
+                        "original fed pysot/pytracking states), off")
     p.add_argument("--workers", "-j", type=int, default=1, help="parallel processes (same results as serial)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each sequence")
     p.add_argument("--sequence", action="append", default=None, metavar="NAME", help="only these sequences (repeatable)")
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             args.dataset, trackers, weights=args.weights, gate=gate, compare=args.compare, oracle=args.oracle,
             output=args.output, workers=args.workers, max_frames=args.max_frames, seed=args.seed,
             sequences=args.sequence, tracker_options=opts, device=args.device, masks=not args.no_masks,
-            plots=not args.no_plots, progress=not args.quiet,
+            plots=not args.no_plots, progress=not args.quiet, write_back=args.write_back,
         )
     except ValueError as e:
         if "needs its model files" in str(e):

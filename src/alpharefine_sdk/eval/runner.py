@@ -53,6 +53,7 @@ def _fingerprint(cfg: Mapping[str, Any], tracker: str, seq: Sequence, n: int) ->
         "compare": cfg["compare"],
         "oracle": cfg["oracle"],
         "seed": cfg["seed"],
+        "write_back": cfg.get("write_back", "auto"),
         "frames": n,
         "masks": cfg["masks"],
         "sequence": str(seq.path),
@@ -96,11 +97,12 @@ def run_task(seq: Sequence, tracker: str, cfg: Mapping[str, Any], output: Option
     with_mask = bool(cfg["masks"] and seq.mask_paths is not None)
     r = refiner.clone()
     r.gate = None
-    variants[f"{lab}+AR"] = run_refined(seq, n, factory, r, cfg["seed"], with_mask)
+    wb = {"auto": "auto", "on": True, "off": False}[cfg.get("write_back", "auto")]
+    variants[f"{lab}+AR"] = run_refined(seq, n, factory, r, cfg["seed"], with_mask, wb)
     if gate is not None:
         g = refiner.clone()
         g.gate = gate
-        variants[f"{lab}+AR+gate"] = run_refined(seq, n, factory, g, cfg["seed"], with_mask)
+        variants[f"{lab}+AR+gate"] = run_refined(seq, n, factory, g, cfg["seed"], with_mask, wb)
     h, w = seq.frame(0).shape[:2]
     rec = {"fingerprint": fp, "sequence": seq.name, "tracker": lab, "frames": n, "image_size": [w, h], "variants": variants}
     if path is not None:
@@ -187,6 +189,7 @@ def evaluate(
     masks: bool = True,
     plots: bool = True,
     progress: bool = False,
+    write_back: str = "auto",
 ) -> EvalResults:
     """Run each base tracker with and without Alpha-Refine over every sequence; return the metrics.
 
@@ -199,10 +202,14 @@ def evaluate(
     per-run records (an interrupted run resumes from them), ``results.json``. ``workers``: processes
     (same results as serial). ``masks``: compute masks and J on sequences with mask ground truth.
     ``plots``: write ``success.png`` / ``precision.png`` to ``output`` (needs matplotlib).
+    ``write_back``: "auto" (the adapters' default: OpenCV trackers are not re-initialised on the
+    refined box), "on" (re-initialise every frame, the original's feed-back) or "off".
     Returns :class:`~alpharefine_sdk.eval.report.EvalResults` (``.summary``, ``.per_sequence``,
     ``.comparisons``, ``.table()``).
     """
     trackers = list(trackers)
+    if write_back not in ("auto", "on", "off"):
+        raise ValueError(f"write_back must be 'auto', 'on' or 'off'; got {write_back!r}")
     if not trackers:
         raise ValueError("trackers is empty; name at least one base tracker, e.g. trackers=['csrt']")
     if len({tracker_label(t) for t in trackers}) != len(trackers):
@@ -220,7 +227,7 @@ def evaluate(
     cfg = {
         "trackers": trackers, "tracker_options": opts, "weights": wlabel,
         "gate": _describe(gate), "compare": bool(compare), "oracle": bool(oracle),
-        "seed": int(seed), "max_frames": max_frames, "masks": bool(masks),
+        "seed": int(seed), "max_frames": max_frames, "masks": bool(masks), "write_back": write_back,
     }
     out = str(output) if output is not None else None
     tasks = [(s, t, cfg, out) for t in trackers for s in seqs]

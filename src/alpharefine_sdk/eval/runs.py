@@ -124,13 +124,14 @@ def run_base(seq: Sequence, n: int, factory: Callable[[], Any], seed: int, oracl
     return out
 
 
-def run_refined(seq: Sequence, n: int, factory: Callable[[], Any], refiner: Any, seed: int, with_mask: bool) -> Dict[str, Any]:
-    """Base tracker wrapped in :class:`~alpharefine_sdk.RefinedTracker` (write-back on)."""
+def run_refined(seq: Sequence, n: int, factory: Callable[[], Any], refiner: Any, seed: int, with_mask: bool,
+                write_back: Any = "auto") -> Dict[str, Any]:
+    """Base tracker wrapped in :class:`~alpharefine_sdk.RefinedTracker` (``write_back`` as given)."""
     from ..adapters import RefinedTracker
 
     seed_everything(seed)
     timed = TimedRefiner(refiner)
-    rt = RefinedTracker(factory, timed, kind="opencv", write_back=True, mask=with_mask, min_size=MIN_SIZE)
+    rt = RefinedTracker(factory, timed, kind="opencv", write_back=write_back, mask=with_mask, min_size=MIN_SIZE)
     frame = seq.frame(0, "BGR")
     hw = frame.shape[:2]
     init = seq.init_box
