@@ -93,3 +93,16 @@ def test_importable_tracker_factory(ar34, tmp_path):
         evaluate([seq], ["no.such.module:make"], refiner=ar34)
     with pytest.raises(ValueError, match="has no attribute"):
         evaluate([seq], ["test_eval_runner:nope"], refiner=ar34)
+
+
+def test_gate_auto_uses_the_models_recommended_gate(ar34, swan):
+    """gate="auto" (default): a refiner that carries a gate adds the +AR+gate rows; one without adds none."""
+    from alpharefine_sdk.gate import Gate
+
+    plain = evaluate([swan], ["mil"], refiner=ar34, compare=False, max_frames=2, masks=False)
+    assert plain.variants == ["mil+AR"]
+    gated = ar34.clone()
+    gated.gate = Gate(min_iou=0.99, area_ratio=(0.99, 1.01), max_iou=1.0)
+    res = evaluate([swan], ["mil"], refiner=gated, compare=False, max_frames=2, masks=False)
+    assert res.variants == ["mil+AR", "mil+AR+gate"]
+    assert res.summary["mil+AR+gate"]["gated"] == 1.0  # random weights never land within 1 %

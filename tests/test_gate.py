@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,31 @@ def test_refiner_keeps_the_input_box_when_gated(refiner, crossing):
     refiner.gate = Gate(min_iou=0.0, area_ratio=(0.0, math.inf), max_iou=1.0)
     r2 = refiner.refine(frame, gt[1])
     assert not r2.gated and np.allclose(r2.box, free.box)
+
+
+def test_from_pretrained_applies_the_gate_the_model_recommends(tmp_path):
+    """gate="auto": a model whose config.json names a gate gets it; original weights get none."""
+    import json
+    import shutil
+
+    from alpharefine_sdk import Refiner
+
+    src = Path(__file__).resolve().parents[1] / "src" / "alpharefine_sdk" / "models" / "mnv2-shared-v1"
+    folder = tmp_path / "m"
+    shutil.copytree(src, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.setdefault("extra", {})["gate"] = {"min_iou": 0.2, "area_ratio": [0.5, 2.0], "max_iou": 0.9}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    r = Refiner.from_pretrained(folder, device="cpu")
+    assert r.gate == Gate(min_iou=0.2, area_ratio=(0.5, 2.0), max_iou=0.9)
+    assert Refiner.from_pretrained(folder, device="cpu", gate=None).gate is None
+    with pytest.raises(ValueError, match="gate must be 'auto'"):
+        Refiner.from_pretrained(folder, device="cpu", gate="default")
+    cfg["extra"]["gate"] = {"min_iou": 0.2, "bogus": 1}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="extra.gate"):
+        Refiner.from_pretrained(folder, device="cpu")
+
+
+def test_original_weights_run_ungated(ar34):
+    assert ar34.gate is None

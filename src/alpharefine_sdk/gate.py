@@ -77,6 +77,19 @@ class Gate:
         return o >= self.min_iou and (self.max_iou >= 1 or o <= self.max_iou)
 
 
+def gate_from_config(config: Any) -> "Gate | None":
+    """The gate a model recommends in its ``config.json`` (``extra.gate``: ``min_iou``,
+    ``area_ratio``, ``max_iou``), or ``None`` when it names none (e.g. converted original weights)."""
+    spec = (getattr(config, "extra", None) or {}).get("gate")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not set(spec) <= {"min_iou", "area_ratio", "max_iou"}:
+        raise ValueError(
+            f"config.json extra.gate must be an object with min_iou, area_ratio and max_iou; got {spec!r}"
+        )
+    return Gate(**spec)
+
+
 def no_gate() -> None:
     """Explicitly no gate (``Refiner(..., gate=no_gate())``): every refined box is used."""
     return None

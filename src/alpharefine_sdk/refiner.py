@@ -41,7 +41,7 @@ class Refiner:
         backend: str = "torch",
         precision: str = "fp32",
         image_format: str = "RGB",
-        gate: Any = None,
+        gate: Any = "auto",
         **backend_options: Any,
     ) -> "Refiner":
         """Load weights and build a refiner.
@@ -50,7 +50,10 @@ class Refiner:
         an original ``*.pth.tar`` (converted in memory, nothing from its pickle is executed), a
         short model name, or a Hub repo id ``"org/name"``. ``device=None`` picks CUDA when present.
         ``backend``: "torch" (default), "onnxruntime" or "openvino"; ``precision``: "fp32"
-        (default, exact), "bf16" or "fp16" (CUDA).
+        (default, exact), "bf16" or "fp16" (CUDA). ``gate``: ``"auto"`` (default) uses the gate
+        the model's ``config.json`` recommends (trained models ship one; converted original
+        weights name none, so they run ungated and exact), ``None`` turns it off, or pass a
+        :class:`~alpharefine_sdk.gate.Gate`.
         """
         from .backends import make_engine
         from .weights.resolve import load_source
@@ -59,6 +62,12 @@ class Refiner:
             source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
         engine = make_engine(backend, net, config, device=device, precision=precision, **backend_options)
+        if isinstance(gate, str):
+            if gate != "auto":
+                raise ValueError(f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}")
+            from .gate import gate_from_config
+
+            gate = gate_from_config(config)
         return cls(engine, config, image_format=image_format, gate=gate)
 
     def clone(self) -> "Refiner":

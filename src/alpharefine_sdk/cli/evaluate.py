@@ -24,8 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", action="store_true", help="also run each base tracker without refinement (the comparison)")
     p.add_argument("--oracle", action="store_true",
                    help="also refine the base box size centred on the ground truth (box-estimation quality alone)")
-    p.add_argument("--gate", default=None, metavar="default|MIN_IOU|MODULE:OBJECT",
-                   help="also run with a do-no-harm gate (adds the +AR+gate rows): 'default' (alpharefine_sdk.gate.Gate()), "
+    p.add_argument("--gate", default="auto", metavar="auto|none|default|MIN_IOU|MODULE:OBJECT",
+                   help="also run with a do-no-harm gate (adds the +AR+gate rows): 'auto' (default: the gate the model's "
+                   "config recommends, none for converted original weights), 'none', 'default' (alpharefine_sdk.gate.Gate()), "
                    "a minimum IoU such as 0.6, or an importable object with accept(input_box, refined_box)")
     p.add_argument("--output", "-o", default="alpharefine-eval", help="output folder (default ./alpharefine-eval); reruns resume")
     p.add_argument("--write-back", choices=("auto", "on", "off"), default="auto",
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.dataset).exists():
         raise FileNotFoundError(f"dataset folder not found: {args.dataset}")
     opts = parse_options(args.tracker_opt, trackers)
-    gate = load_gate(args.gate) if args.gate else None
+    gate = args.gate if args.gate == "auto" else (load_gate(args.gate) if args.gate and args.gate != "none" else None)
     try:
         res = evaluate(
             args.dataset, trackers, weights=args.weights, gate=gate, compare=args.compare, oracle=args.oracle,

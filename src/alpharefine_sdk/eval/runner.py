@@ -176,7 +176,7 @@ def evaluate(
     *,
     weights: Any = None,
     refiner: Any = None,
-    gate: Any = None,
+    gate: Any = "auto",
     compare: bool = True,
     oracle: bool = False,
     output: Optional[Union[str, "os.PathLike[str]"]] = None,
@@ -198,7 +198,8 @@ def evaluate(
     ``"module:factory"``; ``tracker_options``: ``{tracker: {param: value}}`` (model files...).
     ``refiner`` (a loaded :class:`~alpharefine_sdk.Refiner`) or ``weights`` (anything
     ``Refiner.from_pretrained`` takes; ``None`` = packaged default). ``gate``: an object with
-    ``accept(input_box, refined_box)``, adds the ``+AR+gate`` variant. ``output``: write box files,
+    ``accept(input_box, refined_box)`` adds the ``+AR+gate`` variant; ``"auto"`` (default) uses the
+    gate the model recommends (none for converted original weights); ``None``: no gated variant. ``output``: write box files,
     per-run records (an interrupted run resumes from them), ``results.json``. ``workers``: processes
     (same results as serial). ``masks``: compute masks and J on sequences with mask ground truth.
     ``plots``: write ``success.png`` / ``precision.png`` to ``output`` (needs matplotlib).
@@ -222,6 +223,12 @@ def evaluate(
     for t in trackers:
         make_factory(t, opts[t])  # fail now, with a clear message, not inside a worker
     seqs = _sequences(data, sequences)
+    if isinstance(gate, str):
+        if gate != "auto":
+            raise ValueError(f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}")
+        if refiner is None:
+            refiner = _load_refiner(weights, device)
+        gate = refiner.gate  # the gate the model's config.json recommends (None when it names none)
     wlabel = str(weights) if weights is not None else (
         (getattr(refiner.config, "source", None) or "a Refiner object") if refiner is not None else "packaged default")
     cfg = {
