@@ -8,7 +8,7 @@ bootstrap confidence interval over sequences:
    of frame 0; IoU with the ground truth before (= identity) and after, with and without the gate.
    A harder level (0.5 / 0.5) is reported too.
 2. **Base trackers** (CSRT, MIL, NanoTrack v2) through ``alpharefine_sdk.eval.evaluate``: base,
-   refined (write-back into the tracker) and refined with the gate; mean IoU and AUC. MIL is
+   refined (``--write-back``: auto = RefinedTracker's default) and refined with the gate; mean IoU and AUC. MIL is
    seeded (``cv2.setRNGSeed`` through the harness) and run with several seeds.
 
 Usage (from the repository root)::
@@ -198,7 +198,14 @@ def _merge_seeds(t: str, runs) -> Dict[str, object]:
     return {"seeds": len(runs), "summary": table, "ci": cis, "per_sequence": per_seq}
 
 
-def markdown(jit: Dict[str, dict], trk: Dict[str, dict]) -> str:
+WRITE_BACK_TEXT = {
+    "auto": "RefinedTracker's default write-back: OpenCV trackers are not re-initialised",
+    "on": "write-back into the tracker: re-initialised on the refined box every frame",
+    "off": "no write-back",
+}
+
+
+def markdown(jit: Dict[str, dict], trk: Dict[str, dict], write_back: str = "auto") -> str:
     lines = ["## Jitter test (held-out GT jittered, template from frame 0; mean IoU over 7 sequences)", "",
              "| jitter | identity (before) | refined | refined + gate | refined - before (95% CI) | gated - before (95% CI) |",
              "|---|---:|---:|---:|---|---|"]
@@ -208,7 +215,7 @@ def markdown(jit: Dict[str, dict], trk: Dict[str, dict]) -> str:
             f"| {name} | {s['before']:.3f} | {s['after']:.3f} | {s['gated']:.3f} | "
             f"{ca['mean']:+.3f} ({ca['low']:+.3f} .. {ca['high']:+.3f}) | {cg['mean']:+.3f} ({cg['low']:+.3f} .. {cg['high']:+.3f}) |"
         )
-    lines += ["", "## Base trackers (write-back into the tracker; mean over 7 sequences)", "",
+    lines += ["", f"## Base trackers ({WRITE_BACK_TEXT[write_back]}; mean over 7 sequences)", "",
               "| tracker | seeds | variant | mean IoU | AUC | mIoU diff vs base (95% CI) | AUC diff vs base (95% CI) |",
               "|---|---:|---|---:|---:|---|---|"]
     for t, r in trk.items():
@@ -290,13 +297,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     trk: Dict[str, dict] = {}
     if not args.skip_trackers:
         trk = tracker_eval(refiner, gate, args.trackers, {"mil": args.mil_seeds}, out, args.max_frames, args.write_back)
-    md = markdown(jit, trk)
+    md = markdown(jit, trk, args.write_back)
     v = verdict(trk) if trk else {}
     if v:
         md += f"\nDefault-model criterion met: **{v['default_criterion_met']}**\n"
     (out / "table.md").write_text(md)
     gate_info = {"min_iou": gate.min_iou, "area_ratio": list(gate.area_ratio), "max_iou": gate.max_iou}
-    (out / "results.json").write_text(json.dumps({"model": args.model, "gate": gate_info, "sequences": [s.name for s in seqs],
+    (out / "results.json").write_text(json.dumps({"model": args.model, "gate": gate_info, "write_back": args.write_back, "sequences": [s.name for s in seqs],
                                                   "jitter": jit, "trackers": trk, "verdict": v}, indent=1))
     print(md)
     return 0

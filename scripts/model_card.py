@@ -22,19 +22,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--dest", required=True, help="folder to create inside the package")
     p.add_argument("--status", required=True, help="one paragraph: default or opt-in, and why")
     p.add_argument("--commands", default="", help="markdown with the exact commands")
+    p.add_argument("--extra-table", action="append", default=[], metavar="TABLE_MD",
+                   help="another held-out table to append (e.g. a run with --write-back on); repeatable")
     args = p.parse_args(argv)
 
     src, dest = Path(args.model), Path(args.dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "config.json"):
-        shutil.copyfile(src / name, dest / name)
+    shutil.copyfile(src / "model.safetensors", dest / "model.safetensors")
     train_card = (src / "README.md").read_text()
     gate = json.loads(Path(args.gate).read_text())
     held = json.loads((Path(args.heldout) / "results.json").read_text())
+    # The gate evaluated on the held-out sequences becomes the model's recommended gate
+    # (Refiner.from_pretrained(gate="auto") applies it).
+    config = json.loads((src / "config.json").read_text())
+    config.setdefault("extra", {})["gate"] = {k: held["gate"][k] for k in ("min_iou", "area_ratio", "max_iou")}
+    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     table = (Path(args.heldout) / "table.md").read_text()
     posthoc = Path(args.heldout) / "posthoc.md"
     if posthoc.is_file():
         table = table.rstrip() + "\n" + posthoc.read_text()
+    for extra in args.extra_table:
+        text = Path(extra).read_text()
+        text = text[text.find("## Base trackers"):] if "## Base trackers" in text else text
+        table = table.rstrip() + "\n\n" + text
     g = held["gate"]
     lines = [train_card.rstrip(), "", "## Status", "", args.status, "",
              "## Held-out evaluation", "",

@@ -83,6 +83,9 @@ def test_refiner_argument(refiner, checkpoint_path):
     if default_model_dir() is None:
         with pytest.raises(WeightsError, match="(?i)pass a refiner"):
             RefinedTracker(OpenCVish())
+    else:  # refiner=None: the packaged default model, with the gate its config recommends
+        d = RefinedTracker(OpenCVish())
+        assert d.refiner.config.extra["name"] == default_model_dir().name and d.refiner.gate is not None
     with pytest.raises(TypeError, match="Refiner.from_pretrained"):
         RefinedTracker(OpenCVish(), refiner=object())
     with pytest.raises(TypeError, match="write_back"):

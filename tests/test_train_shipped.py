@@ -52,3 +52,20 @@ def test_loads_by_name_and_helps_on_jittered_held_out_boxes(shipped):
         before.append(iou(jb, gt))
         after.append(iou(r.refine(seq.frame(i), jb).box, gt))
     assert np.mean(after) > np.mean(before) + 0.05, (np.mean(before), np.mean(after))
+
+
+def test_default_model_is_a_shipped_model_with_its_gate():
+    """Refiner.from_pretrained() loads the packaged default: a trained model with a held-out table
+    in its card and the gate that table was measured with."""
+    from alpharefine_sdk import Refiner
+    from alpharefine_sdk.gate import Gate
+    from alpharefine_sdk.weights.resolve import default_model_dir
+
+    d = default_model_dir()
+    assert d is not None and d in SHIPPED
+    card = (d / "README.md").read_text()
+    assert "Default-model criterion met: **True**" in card
+    r = Refiner.from_pretrained(device="cpu")
+    spec = json.loads((d / "config.json").read_text())["extra"]["gate"]
+    assert r.gate == Gate(spec["min_iou"], tuple(spec["area_ratio"]), spec["max_iou"])
+    assert Refiner.from_pretrained(device="cpu", gate=None).gate is None

@@ -10,11 +10,16 @@ from ..nn.arnet import RefinerNet
 from .io import CONFIG_NAME, WEIGHTS_NAME, convert_original, load_model_folder, looks_like_original
 
 PACKAGE_MODELS = Path(__file__).resolve().parent.parent / "models"
+# The packaged default: it ships only because it improved real trackers on held-out sequences
+# (its model card has the table). A release that has no such model sets this to None.
+DEFAULT_MODEL: Optional[str] = "mnv2-shared-v1"
 
 
 def default_model_dir() -> Optional[Path]:
-    """Folder of the model shipped inside the package, if this release ships one."""
-    d = PACKAGE_MODELS / "default"
+    """Folder of the model shipped inside the package as the default, if this release ships one."""
+    if DEFAULT_MODEL is None:
+        return None
+    d = PACKAGE_MODELS / DEFAULT_MODEL
     return d if (d / WEIGHTS_NAME).is_file() else None
 
 
