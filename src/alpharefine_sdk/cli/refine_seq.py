@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     seq = load_sequence(args.sequence)
     refiner = Refiner.from_pretrained(args.weights, device=args.device)
     cfg = refiner.config
-    print(f"weights: {args.weights or 'packaged default'} (architecture {cfg.architecture}; {cfg.source or 'no provenance recorded'})")
+    print(f"weights: {args.weights or 'packaged default (' + (cfg.extra.get('name') or '?') + ')'} (architecture {cfg.architecture}; {cfg.source or 'no provenance recorded'})")
     print(f"sequence: {seq.name} ({seq.kind}, {len(seq)} frames)")
     n = len(seq) if args.max_frames is None else min(len(seq), args.max_frames)
     rng = np.random.default_rng(args.seed)

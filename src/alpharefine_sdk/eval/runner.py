@@ -223,14 +223,20 @@ def evaluate(
     for t in trackers:
         make_factory(t, opts[t])  # fail now, with a clear message, not inside a worker
     seqs = _sequences(data, sequences)
+    if weights is not None:
+        wlabel = str(weights)
+    elif refiner is not None:
+        wlabel = getattr(refiner.config, "source", None) or "a Refiner object"
+    else:
+        from ..weights.resolve import DEFAULT_MODEL
+
+        wlabel = f"packaged default ({DEFAULT_MODEL})"
     if isinstance(gate, str):
         if gate != "auto":
             raise ValueError(f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}")
         if refiner is None:
             refiner = _load_refiner(weights, device)
         gate = refiner.gate  # the gate the model's config.json recommends (None when it names none)
-    wlabel = str(weights) if weights is not None else (
-        (getattr(refiner.config, "source", None) or "a Refiner object") if refiner is not None else "packaged default")
     cfg = {
         "trackers": trackers, "tracker_options": opts, "weights": wlabel,
         "gate": _describe(gate), "compare": bool(compare), "oracle": bool(oracle),
