@@ -1,7 +1,6 @@
 """Mean IoU of OpenCV trackers with and without Alpha-Refine on the shared dev sequences.
 
-    python examples/compare_opencv.py --weights ../shared/parity/ar34_random.pth.tar \
-        [--data ../shared/data/sequences] [--trackers mil,csrt,kcf,nano] [--max-frames N] [--json out.json]
+    python examples/compare_opencv.py [--data ../shared/data/sequences] [--trackers mil,csrt,kcf,nano] [--max-frames N] [--json out.json]
 
 Each tracker starts from the first ground-truth box; the mean IoU (continuous, the got10k
 convention) is over all later frames, and a frame where the base reports failure scores 0.
@@ -68,7 +67,7 @@ def run(tracker: Any, frames: List[np.ndarray], gt: np.ndarray) -> Tuple[float, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", required=True, help="refiner weights: model folder, original .pth.tar or org/name")
+    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
     ap.add_argument("--data", default=str(DATA / "sequences"), help="folder with otb/ vot/ got10k/ lasot/ davis/")
     ap.add_argument("--nano", default=str(DATA / "nanotrack_onnx" / "v2"), help="folder with NanoTrack backbone.onnx and neckhead.onnx")
     ap.add_argument("--trackers", default="mil,csrt,kcf,nano")
@@ -82,7 +81,7 @@ def main() -> None:
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]
     seqs = dev_sequences(Path(args.data))
     table: Dict[str, Dict[str, Dict[str, float]]] = {}
-    print(f"weights: {args.weights}   OpenCV {cv2.__version__}")
+    print(f"weights: {args.weights or 'packaged default'}   OpenCV {cv2.__version__}")
     print(f"{'tracker':8s} {'sequence':12s} {'base':>6s} {'refined':>8s} {'ms/f base':>10s} {'ms/f ref':>9s}")
     for name in names:
         table[name] = {}

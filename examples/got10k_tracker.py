@@ -1,7 +1,6 @@
 """Refine a got10k-toolkit tracker and run it with the toolkit's own loop (PIL RGB images).
 
-    python examples/got10k_tracker.py --weights ../shared/parity/ar34_random.pth.tar \
-        [--sequence ../shared/data/sequences/got10k/bmx-trees] [--frames 20]
+    python examples/got10k_tracker.py [--sequence ../shared/data/sequences/got10k/bmx-trees] [--frames 20]
 
 The wrapped tracker is itself a ``got10k.trackers.Tracker``, so ``ExperimentGOT10k(...).run(tracker)``
 works the same way. Needs ``pip install "alpharefine-sdk[eval]"`` (got10k) and an OpenCV wheel.
@@ -38,7 +37,7 @@ class MILTracker(Tracker):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", required=True)
+    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
     ap.add_argument("--sequence", default=str(DATA / "sequences" / "got10k" / "bmx-trees"))
     ap.add_argument("--frames", type=int, default=20)
     args = ap.parse_args()

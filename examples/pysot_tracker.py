@@ -1,8 +1,7 @@
 """Refine a pysot tracker (SiamRPN++, SiamMask, SiamRPN-LT). Needs a pysot checkout on PYTHONPATH
 (pysot is not on the package index) plus its config and snapshot:
 
-    PYTHONPATH=/path/to/pysot python examples/pysot_tracker.py --weights <refiner> \
-        --config experiments/siamrpn_r50_l234_dwxcorr/config.yaml --snapshot model.pth \
+    PYTHONPATH=/path/to/pysot python examples/pysot_tracker.py --config experiments/siamrpn_r50_l234_dwxcorr/config.yaml --snapshot model.pth \
         --sequence ../shared/data/sequences/otb/Crossing
 """
 from __future__ import annotations
@@ -19,7 +18,7 @@ from alpharefine_sdk import RefinedTracker, Refiner
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", required=True)
+    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
     ap.add_argument("--config", required=True)
     ap.add_argument("--snapshot", required=True)
     ap.add_argument("--sequence", required=True, help="a folder of .jpg frames (img/ or flat) with a groundtruth file")

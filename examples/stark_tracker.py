@@ -1,8 +1,7 @@
 """Refine a STARK / OSTrack / MixFormer tracker (``state = [x, y, w, h]``). Needs the tracker's
 repository on PYTHONPATH with its checkpoint set up as that repository describes:
 
-    PYTHONPATH=/path/to/Stark python examples/stark_tracker.py --weights <refiner> \
-        --tracker stark_st --param baseline --sequence ../shared/data/sequences/otb/Crossing [--mask-only]
+    PYTHONPATH=/path/to/Stark python examples/stark_tracker.py --tracker stark_st --param baseline --sequence ../shared/data/sequences/otb/Crossing [--mask-only]
 
 ``--mask-only`` is the STARK/MixFormer VOT use: keep the tracker's box, add the refiner's mask.
 """
@@ -21,7 +20,7 @@ from alpharefine_sdk import RefinedTracker, Refiner
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", required=True)
+    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
     ap.add_argument("--tracker", default="stark_st")
     ap.add_argument("--param", default="baseline")
     ap.add_argument("--sequence", required=True)
