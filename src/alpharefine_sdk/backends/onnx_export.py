@@ -154,20 +154,12 @@ def export_graphs(net: RefinerNet, config: ModelConfig, out_dir: PathLike, *, wi
 
 
 def _prepare_dir(out: Path, overwrite: bool) -> Path:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder; choose a folder for the ONNX export")
-    ours = {*GRAPH_FILES.values(), MANIFEST, CONFIG}
-    if out.is_dir():
-        present = sorted(p.name for p in out.iterdir())
-        foreign = [n for n in present if n not in ours]
-        if foreign or (present and not overwrite):
-            raise FileExistsError(
-                f"{out} is not empty ({', '.join(present[:5])}); "
-                + ("it holds files that are not ours, choose an empty folder" if foreign
-                   else "pass overwrite=True (--overwrite) to replace an earlier export")
-            )
-        for n in present:
-            (out / n).unlink()
+    from .._outdir import check_output_dir
+
+    present = check_output_dir(out, {*GRAPH_FILES.values(), MANIFEST, CONFIG}, overwrite,
+                               "pass overwrite=True (--overwrite) to replace an earlier export")
+    for n in present:
+        (out / n).unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -79,19 +79,11 @@ def save_model_folder(net: RefinerNet, config: ModelConfig, folder: PathLike, *,
     """
     from safetensors.torch import save_file
 
+    from .._outdir import check_output_dir
+
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} exists and is not a folder")
-    ours = {WEIGHTS_NAME, CONFIG_NAME, "README.md"}
-    if folder.is_dir():
-        present = sorted(p.name for p in folder.iterdir())
-        foreign = [n for n in present if n not in ours]
-        if foreign or (present and not overwrite):
-            raise FileExistsError(
-                f"{folder} is not empty ({', '.join(present[:5])}); "
-                + ("it holds files that are not ours, choose an empty folder" if foreign
-                   else "pass overwrite=True to replace an earlier save")
-            )
+    check_output_dir(folder, {WEIGHTS_NAME, CONFIG_NAME, "README.md"}, overwrite,
+                     "pass overwrite=True to replace an earlier save")
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
