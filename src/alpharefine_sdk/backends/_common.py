@@ -92,3 +92,60 @@ def check_kernels(kernels: Any, batch: int, shape: Tuple[int, ...]) -> np.ndarra
 def graph_names(with_mask: bool) -> List[str]:
     """Output names of the search graph."""
     return ["scores", "corners", "mask"] if with_mask else ["scores", "corners"]
+
+
+class ExportedGraphEngine:
+    """Graph bookkeeping shared by the ONNX Runtime and OpenVINO engines: load the graphs of an
+    ``onnx_dir`` written by ``export_onnx``, or export the network's own graphs on demand (the box +
+    mask graph on the first ``mask=True`` call). Subclasses implement :meth:`_load_graph`."""
+
+    net: Any
+    config: ModelConfig
+    onnx_dir: Any
+    manifest: dict
+
+    def _init_graphs(self, onnx_dir: Any) -> None:
+        from .onnx_export import read_manifest
+
+        self.onnx_dir = onnx_dir
+        self._graphs: dict = {}
+        if onnx_dir is not None:
+            self.manifest = read_manifest(onnx_dir, self.config, self.net)
+            for v, name in self.manifest["graphs"].items():
+                self._graphs[v] = self._load_graph(v, Path(onnx_dir) / name)
+        else:
+            self.manifest = self._export_and_load(("template", "box"))
+        self.stride = int(self.manifest["stride"])
+        self.kernel_shape = tuple(self.manifest["kernel_shape"])
+
+    def _load_graph(self, variant: str, path: Path) -> Any:
+        """Build the runtime's executable object for one ONNX file."""
+        raise NotImplementedError
+
+    def _export_and_load(self, variants: Sequence[str]) -> dict:
+        import tempfile
+
+        from .onnx_export import export_graphs, read_manifest
+
+        with tempfile.TemporaryDirectory(prefix=f"alpharefine-{getattr(self, 'name', 'onnx')}-") as tmp:
+            out = export_graphs(self.net, self.config, Path(tmp) / "onnx", with_mask="mask" in variants)
+            manifest = read_manifest(out, self.config)
+            for v in variants:
+                self._graphs[v] = self._load_graph(v, out / manifest["graphs"][v])
+        return manifest
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether the box + mask graph is available (built on first use when exporting from ``net``)."""
+        return "mask" in self._graphs or self.onnx_dir is None
+
+    def _search_graph(self, with_mask: bool) -> Any:
+        v = "mask" if with_mask else "box"
+        if v not in self._graphs:
+            if self.onnx_dir is not None:
+                raise ValueError(
+                    f"onnx_dir={str(self.onnx_dir)!r} holds no mask graph; re-export with "
+                    "`alpharefine-sdk export ... --mask` (or export_onnx(..., with_mask=True))"
+                )
+            self._export_and_load(("mask",))
+        return self._graphs[v]

@@ -1,7 +1,6 @@
 """OpenVINO engine: the exported graphs compiled for the CPU plugin, fp32 or bf16."""
 from __future__ import annotations
 
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -13,13 +12,12 @@ from .._optional import require
 from ..config import ModelConfig
 from ..nn.arnet import RefinerNet
 from . import _common as C
-from .onnx_export import export_graphs, read_manifest
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 OPTIONS = ("onnx_dir", "threads", "device_name")
 
 
-class OpenVinoEngine:
+class OpenVinoEngine(C.ExportedGraphEngine):
     """OpenVINO inference; same interface as :class:`TorchEngine`.
 
     ``precision="fp32"`` (default) pins ``INFERENCE_PRECISION_HINT`` to f32, which keeps the exact
@@ -49,18 +47,9 @@ class OpenVinoEngine:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        self.onnx_dir = options.get("onnx_dir")
         self._compiled: Dict[str, Any] = {}
-        self._requests: Dict[str, Any] = {}
         self._lock = threading.Lock()  # an infer request serves one call at a time
-        if self.onnx_dir is not None:
-            self.manifest = read_manifest(self.onnx_dir, config, net)
-            for v, name in self.manifest["graphs"].items():
-                self._compile(v, Path(self.onnx_dir) / name)
-        else:
-            self.manifest = self._export_and_compile(("template", "box"))
-        self.stride = int(self.manifest["stride"])
-        self.kernel_shape = tuple(self.manifest["kernel_shape"])
+        self._init_graphs(options.get("onnx_dir"))
 
     # ------------------------------------------------------------------ construction
     def _capabilities(self) -> Sequence[str]:
@@ -69,7 +58,8 @@ class OpenVinoEngine:
         except Exception as e:  # an unknown device name surfaces here
             raise ValueError(f"OpenVINO device {self.device_name!r} is not available ({e}); use device_name='CPU'") from None
 
-    def _compile(self, variant: str, path: Path) -> None:
+    def _load_graph(self, variant: str, path: Path) -> Any:
+        """Compile one graph; the infer request is what the engine keeps per variant."""
         props = {
             "INFERENCE_PRECISION_HINT": PRECISIONS[self.precision],
             "PERFORMANCE_HINT": "LATENCY",
@@ -79,35 +69,12 @@ class OpenVinoEngine:
         model = self.core.read_model(str(path))
         compiled = self.core.compile_model(model, self.device_name, props)
         self._compiled[variant] = compiled
-        self._requests[variant] = compiled.create_infer_request()
-
-    def _export_and_compile(self, variants: Sequence[str]) -> Dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="alpharefine-openvino-") as tmp:
-            out = export_graphs(self.net, self.config, Path(tmp) / "onnx", with_mask="mask" in variants)
-            manifest = read_manifest(out, self.config)
-            for v in variants:
-                self._compile(v, out / manifest["graphs"][v])
-        return manifest
-
-    @property
-    def has_mask(self) -> bool:
-        return "mask" in self._compiled or self.onnx_dir is None
-
-    def _request(self, with_mask: bool) -> Any:
-        v = "mask" if with_mask else "box"
-        if v not in self._requests:
-            if self.onnx_dir is not None:
-                raise ValueError(
-                    f"onnx_dir={str(self.onnx_dir)!r} holds no mask graph; re-export with "
-                    "`alpharefine-sdk export ... --mask` (or export_onnx(..., with_mask=True))"
-                )
-            self._export_and_compile(("mask",))
-        return self._requests[v]
+        return compiled.create_infer_request()
 
     # ------------------------------------------------------------------ engine interface
     def template(self, crops: np.ndarray) -> np.ndarray:
         x = C.network_input(crops, self.config)
-        req = self._requests["template"]
+        req = self._graphs["template"]
         with self._lock:
             req.infer({"images": x})
             return np.array(req.get_tensor("kernel").data, dtype=np.float32, copy=True)
@@ -118,7 +85,7 @@ class OpenVinoEngine:
     def search(self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         x = C.network_input(crops, self.config)
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
-        req = self._request(with_mask)
+        req = self._search_graph(with_mask)
         with self._lock:
             req.infer({"images": x, "kernel": k})
             scores = np.array(req.get_tensor("scores").data, dtype=np.float32, copy=True)
