@@ -16,7 +16,9 @@ def test_refine_with_the_packaged_default(tmp_path, capsys):
     out = tmp_path / "boxes.txt"
     assert main(["refine", str(need(CROSSING)), "--max-frames", "6", "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "weights: packaged default (mnv2-shared-v1)" in text
+    from alpharefine_sdk.weights.resolve import DEFAULT_MODEL
+
+    assert f"weights: packaged default ({DEFAULT_MODEL})" in text
     assert "time per refine: median" in text and "mean IoU with ground truth" in text
     boxes = np.loadtxt(out, delimiter=",", ndmin=2)
     assert boxes.shape == (6, 4) and np.isfinite(boxes).all() and (boxes[:, 2:] > 0).all()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +102,9 @@ def test_from_pretrained_applies_the_gate_the_model_recommends(tmp_path):
 
     from alpharefine_sdk import Refiner
 
-    src = Path(__file__).resolve().parents[1] / "src" / "alpharefine_sdk" / "models" / "mnv2-shared-v1"
+    from alpharefine_sdk.weights.resolve import default_model_dir
+
+    src = default_model_dir()
     folder = tmp_path / "m"
     shutil.copytree(src, folder)
     cfg = json.loads((folder / "config.json").read_text())

@@ -12,7 +12,7 @@ from .io import CONFIG_NAME, WEIGHTS_NAME, convert_original, load_model_folder, 
 PACKAGE_MODELS = Path(__file__).resolve().parent.parent / "models"
 # The packaged default: it ships only because it improved real trackers on held-out sequences
 # (its model card has the table). A release that has no such model sets this to None.
-DEFAULT_MODEL: Optional[str] = "mnv2-shared-v1"
+DEFAULT_MODEL: Optional[str] = "mnv2-shared-v2"
 
 
 def default_model_dir() -> Optional[Path]:
