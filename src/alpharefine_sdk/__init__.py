@@ -4,8 +4,7 @@ Importing the package is cheap: torch, OpenCV and the optional runtimes load on 
 """
 from __future__ import annotations
 
-from typing import Any
-
+from ._optional import lazy_getattr
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -27,16 +26,7 @@ _LAZY = {
     "MissingDependencyError": ("errors", "MissingDependencyError"),
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'alpharefine_sdk' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list:

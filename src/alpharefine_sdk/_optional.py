@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any, Callable
 
 from .errors import MissingDependencyError
 
@@ -26,3 +27,19 @@ def require(name: str) -> ModuleType:
         top = name.split(".")[0]
         hint = _HINTS.get(top, f"pip install {top}")
         raise MissingDependencyError(f"{name} is not installed ({e}). Fix: {hint}") from e
+
+
+def lazy_getattr(package: str, table: dict) -> "Callable[[str], Any]":
+    """A module ``__getattr__`` that imports ``table[name] = (submodule, attribute)`` on first use
+    and caches it in the package, so importing the package itself stays cheap."""
+    import sys
+
+    def __getattr__(name: str) -> Any:
+        if name in table:
+            module, attr = table[name]
+            value = getattr(importlib.import_module(f".{module}", package), attr)
+            setattr(sys.modules[package], name, value)
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

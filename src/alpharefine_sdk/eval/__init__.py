@@ -5,7 +5,7 @@ runner (and torch/OpenCV) when called.
 """
 from __future__ import annotations
 
-from typing import Any
+from .._optional import lazy_getattr
 
 __all__ = ["Sequence", "load_sequence", "find_sequences", "evaluate", "EvalResults", "paired_bootstrap_ci"]
 
@@ -18,13 +18,4 @@ _LAZY = {
     "paired_bootstrap_ci": ("metrics", "paired_bootstrap_ci"),
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'alpharefine_sdk.eval' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
