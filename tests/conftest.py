@@ -56,3 +56,17 @@ def parity_frames(golden):
     import cv2
 
     return [cv2.cvtColor(cv2.imread(str(PARITY / f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for f in golden["frame_file"]]
+
+
+def randomize_batchnorm(module, mean_std: float, bias_std: float):
+    """Give every BatchNorm2d of ``module`` non-trivial running statistics and affine parameters,
+    so that folding them into the convolutions is really tested (draws from torch's global RNG)."""
+    from torch import nn
+
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, mean_std)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, bias_std)
+    return module

@@ -219,23 +219,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._repo_info("/".join(parts[2:4]), unquote(parts[5]) if len(parts) == 6 else "main", head=head)
         self._error(404, None, f"no route for {path}", head=head)
 
-    def _repo_info(self, repo_id: str, revision: str, *, head: bool) -> None:
+    def _lookup_commit(self, repo_id: str, revision: str, *, head: bool) -> Optional[str]:
+        """The commit ``revision`` names in ``repo_id``, or None after answering the Hub's 404."""
         store = self.hub.store
         if not store.exists(repo_id):
-            return self._error(404, "RepoNotFound", "Repository not found", head=head)
+            self._error(404, "RepoNotFound", "Repository not found", head=head)
+            return None
         commit = store.resolve(repo_id, revision)
         if commit is None:
-            return self._error(404, "RevisionNotFound", "Invalid rev id: " + revision, head=head)
+            self._error(404, "RevisionNotFound", "Invalid rev id: " + revision, head=head)
+        return commit
+
+    def _repo_info(self, repo_id: str, revision: str, *, head: bool) -> None:
+        store = self.hub.store
+        commit = self._lookup_commit(repo_id, revision, head=head)
+        if commit is None:
+            return None
         siblings = [{"rfilename": name} for name in store.tree(repo_id, commit)]
         self._json(200, {"id": repo_id, "sha": commit, "siblings": siblings, "private": False})
 
     def _resolve(self, repo_id: str, revision: str, filename: str, *, head: bool) -> None:
         store = self.hub.store
-        if not store.exists(repo_id):
-            return self._error(404, "RepoNotFound", "Repository not found", head=head)
-        commit = store.resolve(repo_id, revision)
+        commit = self._lookup_commit(repo_id, revision, head=head)
         if commit is None:
-            return self._error(404, "RevisionNotFound", "Invalid rev id: " + revision, head=head)
+            return None
         f = store.file(repo_id, commit, filename)
         if f is None:
             return self._error(404, "EntryNotFound", "Entry not found", head=head, extra={"X-Repo-Commit": commit})

@@ -21,6 +21,8 @@ from alpharefine_sdk.backends.triton_corr import FusedCorrelationNeck
 from alpharefine_sdk.geometry.normalize import normalize_crops
 from alpharefine_sdk.nn.heads import soft_argmax
 
+from conftest import randomize_batchnorm
+
 CUDA = torch.cuda.is_available()
 SCORE_TOL, CORNER_TOL = 5e-4, 2e-3  # ../shared/parity/README.md section 4
 # Corners of this case move ~40 px per unit of logit error (two near-tied peaks): any reordering of
@@ -303,13 +305,7 @@ def test_optimize_another_architecture(golden):
     from alpharefine_sdk.nn.arnet import build_net
 
     torch.manual_seed(0)
-    net = build_net("mnv2_cm").eval()
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
+    net = randomize_batchnorm(build_net("mnv2_cm").eval(), mean_std=0.1, bias_std=0.1)
     config = ModelConfig(architecture="mnv2_cm")
     exact = Refiner(TorchEngine(net, config, device="cpu"), config)
     fast = optimize(exact.clone(), precision="fp32")

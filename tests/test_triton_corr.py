@@ -20,6 +20,8 @@ from alpharefine_sdk.backends import triton_corr as tc
 from alpharefine_sdk.nn.correlation import pixelwise_correlation
 from alpharefine_sdk.nn.fusion import CorrelationNeck
 
+from conftest import randomize_batchnorm
+
 TOL = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 3e-2}
 HAS_TRITON = tc.triton_available()
 CUDA = torch.cuda.is_available()
@@ -32,14 +34,7 @@ def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 def _random_neck(seed: int = 0) -> CorrelationNeck:
     torch.manual_seed(seed)
-    neck = CorrelationNeck(64, 128, 64).eval()
-    for m in neck.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.2)
-    return neck
+    return randomize_batchnorm(CorrelationNeck(64, 128, 64).eval(), mean_std=0.5, bias_std=0.2)
 
 
 # --------------------------------------------------------------------------- CPU: folding and reference
