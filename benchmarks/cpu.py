@@ -10,6 +10,7 @@ Reported: median ms, p10-p90 spread, median ratio to the backbone, and for ``ref
 cost per target and how much cheaper it is than one ``refine`` per target. Parity: corners of
 each path on the 43 golden crops against exact fp32, in crop pixels (256 px crops), and masks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,12 @@ def parity(engine, crops, ref) -> Dict[str, float]:
     corners, _ = engine.search(searches, engine.concat([k[t : t + 1] for t in tidx]), with_mask=False)
     _, masks = engine.search(searches[midx], engine.concat([k[t : t + 1] for t in tidx[midx]]), with_mask=True)
     err = np.abs(corners - ref[0]).max(axis=1)
-    return {"corner_px_median": float(np.median(err)), "corner_px_p90": float(np.percentile(err, 90)),
-            "corner_px_max": float(err.max()), "mask_max": float(np.abs(masks - ref[1]).max())}
+    return {
+        "corner_px_median": float(np.median(err)),
+        "corner_px_p90": float(np.percentile(err, 90)),
+        "corner_px_max": float(err.max()),
+        "mask_max": float(np.abs(masks - ref[1]).max()),
+    }
 
 
 def main(argv=None) -> int:
@@ -177,10 +182,14 @@ def main(argv=None) -> int:
     info["load_average_end"] = os.getloadavg()
     bb = np.array(times["backbone"])
     print()
-    print(f"| path | call | median ms | p10-p90 ms | x backbone | per target ms | single / per-target | corner err px (median / max) | mask err |")
+    print(
+        "| path | call | median ms | p10-p90 ms | x backbone | per target ms | single / per-target | corner err px (median / max) | mask err |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| torch eager | bare backbone forward 1x3x256x256 | {np.median(bb) * 1e3:.1f} | "
-          f"{np.percentile(bb, 10) * 1e3:.1f}-{np.percentile(bb, 90) * 1e3:.1f} | 1.00 | | | | |")
+    print(
+        f"| torch eager | bare backbone forward 1x3x256x256 | {np.median(bb) * 1e3:.1f} | "
+        f"{np.percentile(bb, 10) * 1e3:.1f}-{np.percentile(bb, 90) * 1e3:.1f} | 1.00 | | | | |"
+    )
     for spec in refiners:
         single = np.array(times[f"{spec}|box"])
         for call in ["box", "mask"] + [f"many{n}" for n in targets]:
@@ -192,8 +201,10 @@ def main(argv=None) -> int:
             err = errors[spec]
             perr = f"{err['corner_px_median']:.1e} / {err['corner_px_max']:.1e}" if call == "box" else ""
             merr = f"{err['mask_max']:.1e}" if call == "mask" else ""
-            print(f"| {spec.replace(':', ' ')} | {label} | {np.median(t) * 1e3:.1f} | {np.percentile(t, 10) * 1e3:.1f}-"
-                  f"{np.percentile(t, 90) * 1e3:.1f} | {np.median(t / bb):.2f} | {per * 1e3:.1f} | {cheaper} | {perr} | {merr} |")
+            print(
+                f"| {spec.replace(':', ' ')} | {label} | {np.median(t) * 1e3:.1f} | {np.percentile(t, 10) * 1e3:.1f}-"
+                f"{np.percentile(t, 90) * 1e3:.1f} | {np.median(t / bb):.2f} | {per * 1e3:.1f} | {cheaper} | {perr} | {merr} |"
+            )
     print()
     print(f"load average (1, 5, 15 min): start {info['load_average_start']}, end {info['load_average_end']}")
     if args.json:

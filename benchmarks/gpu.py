@@ -9,6 +9,7 @@ error of each fast path against the goldens and against exact fp32 on the shared
 Without CUDA it says so, runs the CPU parts (parity of the CPU fast paths, the fused op's torch
 fallback against the unfused ops, CPU latency of eager vs optimised fp32) and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,8 +92,11 @@ def parity(engine, cases, golden, exact: Dict[int, np.ndarray]) -> Dict[str, flo
         vs_golden.append(float(np.abs(c[0] - golden["corners"][i]).max()))
         if i in exact:
             vs_exact.append(float(np.abs(c[0] - exact[i]).max()))
-    return {"max_vs_golden": max(vs_golden), "median_vs_golden": statistics.median(vs_golden),
-            "max_vs_exact": max(vs_exact) if vs_exact else float("nan")}
+    return {
+        "max_vs_golden": max(vs_golden),
+        "median_vs_golden": statistics.median(vs_golden),
+        "max_vs_exact": max(vs_exact) if vs_exact else float("nan"),
+    }
 
 
 def fused_op_timing(net, device: str, dtypes, batches, reps: int, sync: bool) -> List[str]:
@@ -119,8 +123,10 @@ def fused_op_timing(net, device: str, dtypes, batches, reps: int, sync: bool) ->
                 t_ref = _time(lambda: post(pixelwise_correlation(k, s)), reps, 10, sync)
                 t_fused = _time(lambda: fused_correlation(k, s, ws, bs), reps, 10, sync)
                 t_folded = _time(lambda: fused_correlation(k, s, ws, bs, impl="torch"), reps, 10, sync)
-            rows.append(f"| {str(dtype)[6:]} | {b} | {_stats(t_ref)} | {statistics.median(t_folded):.3f} | "
-                        f"{_stats(t_fused)} | {statistics.median(t_ref) / statistics.median(t_fused):.2f} | {err:.1e} |")
+            rows.append(
+                f"| {str(dtype)[6:]} | {b} | {_stats(t_ref)} | {statistics.median(t_folded):.3f} | "
+                f"{_stats(t_fused)} | {statistics.median(t_ref) / statistics.median(t_fused):.2f} | {err:.1e} |"
+            )
     return rows
 
 
@@ -154,8 +160,10 @@ def main() -> int:
     report: Dict[str, object] = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__}
     print(f"# alpharefine-sdk GPU benchmark\n\ndevice: {report['device']}, torch {torch.__version__}")
     if not cuda:
-        print("\nCUDA is not available: GPU latency, graph and memory numbers were NOT measured. "
-              "Running the CPU parts only.")
+        print(
+            "\nCUDA is not available: GPU latency, graph and memory numbers were NOT measured. "
+            "Running the CPU parts only."
+        )
     golden = np.load(SHARED / "parity/golden.npz")
     cases = _golden_crops(golden)[: args.max_cases]
     frame0, frame, gt = _load_frames()
@@ -170,10 +178,14 @@ def main() -> int:
 
     # ----------------------------------------------------------------- latency, memory, parity
     print(f"\n## Per-refine latency from a host uint8 frame ({frame.shape[1]}x{frame.shape[0]}), ms\n")
-    print("N=8/N=32: one refine_many call for all targets. Peak GPU memory includes the exact fp32 network "
-          "kept as the parity reference.\n")
-    print("| variant | b=1 median | b=1 p90 | N=8 median | N=8 p90 | N=32 median | N=32 p90 | peak GPU MiB "
-          "| max corner err vs golden px | vs exact fp32 px |")
+    print(
+        "N=8/N=32: one refine_many call for all targets. Peak GPU memory includes the exact fp32 network "
+        "kept as the parity reference.\n"
+    )
+    print(
+        "| variant | b=1 median | b=1 p90 | N=8 median | N=8 p90 | N=32 median | N=32 p90 | peak GPU MiB "
+        "| max corner err vs golden px | vs exact fp32 px |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = {}
     for name, opts in variants.items():
@@ -183,7 +195,7 @@ def main() -> int:
             torch.cuda.reset_peak_memory_stats()
         r.initialize(frame0, gt[0])
         lat = {1: _time(lambda: r.refine(frame, gt[20]), reps, warm, False)}
-        for n in ((8, 32) if cuda else (8,)):
+        for n in (8, 32) if cuda else (8,):
             many = [r.clone() for _ in range(n)]
             for m in many:
                 m.initialize(frame0, gt[0])
@@ -191,8 +203,12 @@ def main() -> int:
             lat[n] = _time(lambda: refine_many(many, frame, boxes), max(3, reps // 4), max(1, warm // 4), False)
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
         par = parity(r.engine, cases, golden, exact_corners)
-        rows[name] = {"latency_ms": {str(k): v for k, v in lat.items()}, "peak_mib": peak, "parity": par,
-                      "skipped": getattr(getattr(r.engine, "options", None), "skipped", {})}
+        rows[name] = {
+            "latency_ms": {str(k): v for k, v in lat.items()},
+            "peak_mib": peak,
+            "parity": par,
+            "skipped": getattr(getattr(r.engine, "options", None), "skipped", {}),
+        }
         cells = " | ".join(_stats(lat[n]) if n in lat else "- | -" for n in (1, 8, 32))
         peak_s = f"{peak:.0f}" if peak is not None else "not measured (no CUDA)"
         print(f"| {name} | {cells} | {peak_s} | {par['max_vs_golden']:.4f} | {par['max_vs_exact']:.4f} |")
@@ -207,22 +223,27 @@ def main() -> int:
         emu = _cpu_fp16_emulation(exact)
         par = parity(emu, cases, golden, exact_corners)
         report["cpu_fp16_emulation_parity"] = par
-        print(f"\nfp16 fast path emulated on CPU (folded, fused, channels-last, fp16 weights; parity only): "
-              f"max corner err vs golden {par['max_vs_golden']:.4f} px, median {par['median_vs_golden']:.4f} px, "
-              f"max vs exact fp32 {par['max_vs_exact']:.4f} px")
+        print(
+            f"\nfp16 fast path emulated on CPU (folded, fused, channels-last, fp16 weights; parity only): "
+            f"max corner err vs golden {par['max_vs_golden']:.4f} px, median {par['median_vs_golden']:.4f} px, "
+            f"max vs exact fp32 {par['max_vs_exact']:.4f} px"
+        )
 
     # ----------------------------------------------------------------- the fused op alone
     print("\n## Fused correlation + post_corr vs the unfused torch ops, ms per call\n")
-    print("| dtype | targets | unfused median | unfused p90 | folded torch ops median | fused median | fused p90 "
-          "| speed-up vs unfused | max rel err |")
+    print(
+        "| dtype | targets | unfused median | unfused p90 | folded torch ops median | fused median | fused p90 "
+        "| speed-up vs unfused | max rel err |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     if cuda:
         from alpharefine_sdk.backends.triton_corr import _TRITON_BROKEN, triton_available
 
         if not triton_available():
             print("(triton is not installed: the fused rows below are the torch fallback)")
-        op_rows = fused_op_timing(exact.net, "cuda", (torch.float32, torch.float16, torch.bfloat16), (1, 8, 32),
-                                  args.reps, True)
+        op_rows = fused_op_timing(
+            exact.net, "cuda", (torch.float32, torch.float16, torch.bfloat16), (1, 8, 32), args.reps, True
+        )
         if _TRITON_BROKEN:
             print(f"(the Triton kernel failed and fell back to torch: {_TRITON_BROKEN[0]})")
     else:

@@ -5,6 +5,7 @@ Usage: python benchmarks/latency.py [--weights PATH] [--reps 40] [--threads 2]
 All measurements are interleaved in one process (each round runs every variant once), so background
 load affects them alike; compare the ratio column, not absolute times, across machines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,13 @@ def main() -> None:
     refiner.initialize(frame0, gt[0])
 
     backbone = ResNet34Trunk().eval()
-    backbone.load_state_dict({k[len("feature_extractor."):]: v for k, v in refiner.net.state_dict().items() if k.startswith("feature_extractor.")})
+    backbone.load_state_dict(
+        {
+            k[len("feature_extractor.") :]: v
+            for k, v in refiner.net.state_dict().items()
+            if k.startswith("feature_extractor.")
+        }
+    )
     x = torch.randn(1, 3, 256, 256)
 
     def bare():
@@ -63,10 +70,12 @@ def main() -> None:
             fn()
             times[k].append((time.perf_counter() - t) * 1000)
     base = statistics.median(times[next(iter(variants))])
-    print(f"torch {torch.__version__}, {args.threads} threads, frame {frame.shape[1]}x{frame.shape[0]}, "
-          f"box {gt[20][2]:.0f}x{gt[20][3]:.0f}, {args.reps} interleaved reps, weights {Path(args.weights).name}")
-    print(f"| call | median ms | p10-p90 ms | ratio to backbone |")
-    print(f"|---|---:|---:|---:|")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, frame {frame.shape[1]}x{frame.shape[0]}, "
+        f"box {gt[20][2]:.0f}x{gt[20][3]:.0f}, {args.reps} interleaved reps, weights {Path(args.weights).name}"
+    )
+    print("| call | median ms | p10-p90 ms | ratio to backbone |")
+    print("|---|---:|---:|---:|")
     for k, ts in times.items():
         med = statistics.median(ts)
         print(f"| {k} | {med:.1f} | {np.percentile(ts, 10):.1f}-{np.percentile(ts, 90):.1f} | {med / base:.2f} |")

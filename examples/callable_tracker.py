@@ -1,7 +1,8 @@
 """Refine the box of any function ``fn(frame) -> (x, y, w, h)``: here a template matcher.
 
-    python examples/callable_tracker.py [--sequence ../shared/data/sequences/lasot/soapbox] [--frames 20]
+python examples/callable_tracker.py [--sequence ../shared/data/sequences/lasot/soapbox] [--frames 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,11 @@ def template_matcher(first_frame: np.ndarray, box) -> callable:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)",
+    )
     ap.add_argument("--sequence", default=str(DATA / "sequences" / "lasot" / "soapbox"))
     ap.add_argument("--frames", type=int, default=20)
     args = ap.parse_args()

@@ -8,6 +8,7 @@ VOT rotated boxes are compared as their axis-aligned bounding rectangles. "refin
 same tracker in ``RefinedTracker`` with the default write-back policy. The eval CLI
 (``alpharefine-sdk eval``) may supersede this script.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,11 @@ DATA = HERE.parent.parent / "shared" / "data"
 
 
 def read_gt(path: Path) -> np.ndarray:
-    rows = [[float(v) for v in line.replace("\t", ",").split(",") if v.strip()] for line in path.read_text().splitlines() if line.strip()]
+    rows = [
+        [float(v) for v in line.replace("\t", ",").split(",") if v.strip()]
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
     gt = np.array(rows, dtype=np.float64)
     if gt.shape[1] == 8:  # VOT polygon -> axis-aligned bounding rectangle
         xs, ys = gt[:, 0::2], gt[:, 1::2]
@@ -67,9 +72,17 @@ def run(tracker: Any, frames: List[np.ndarray], gt: np.ndarray) -> Tuple[float, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)",
+    )
     ap.add_argument("--data", default=str(DATA / "sequences"), help="folder with otb/ vot/ got10k/ lasot/ davis/")
-    ap.add_argument("--nano", default=str(DATA / "nanotrack_onnx" / "v2"), help="folder with NanoTrack backbone.onnx and neckhead.onnx")
+    ap.add_argument(
+        "--nano",
+        default=str(DATA / "nanotrack_onnx" / "v2"),
+        help="folder with NanoTrack backbone.onnx and neckhead.onnx",
+    )
     ap.add_argument("--trackers", default="mil,csrt,kcf,nano")
     ap.add_argument("--max-frames", type=int, default=0, help="use only the first N frames of each sequence (0 = all)")
     ap.add_argument("--device", default=None)
@@ -77,7 +90,9 @@ def main() -> None:
     args = ap.parse_args()
 
     refiner = Refiner.from_pretrained(args.weights, device=args.device)
-    options: Dict[str, Dict[str, str]] = {"nano": {"backbone": f"{args.nano}/backbone.onnx", "neckhead": f"{args.nano}/neckhead.onnx"}}
+    options: Dict[str, Dict[str, str]] = {
+        "nano": {"backbone": f"{args.nano}/backbone.onnx", "neckhead": f"{args.nano}/neckhead.onnx"}
+    }
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]
     seqs = dev_sequences(Path(args.data))
     table: Dict[str, Dict[str, Dict[str, float]]] = {}
@@ -90,15 +105,30 @@ def main() -> None:
                 files, gt = files[: args.max_frames], gt[: args.max_frames]
             frames = [cv2.imread(str(p)) for p in files]
             base_iou, base_t = run(opencv_tracker(name, **options.get(name, {})), frames, gt)
-            wrapped = RefinedTracker(lambda: opencv_tracker(name, **options.get(name, {})), refiner.clone(), as_int=False)
+            wrapped = RefinedTracker(
+                lambda: opencv_tracker(name, **options.get(name, {})), refiner.clone(), as_int=False
+            )
             ref_iou, ref_t = run(wrapped, frames, gt)
-            table[name][seq] = {"base": base_iou, "refined": ref_iou, "ms_base": 1e3 * base_t, "ms_refined": 1e3 * ref_t}
-            print(f"{name:8s} {seq:12s} {base_iou:6.3f} {ref_iou:8.3f} {1e3 * base_t:10.1f} {1e3 * ref_t:9.1f}", flush=True)
+            table[name][seq] = {
+                "base": base_iou,
+                "refined": ref_iou,
+                "ms_base": 1e3 * base_t,
+                "ms_refined": 1e3 * ref_t,
+            }
+            print(
+                f"{name:8s} {seq:12s} {base_iou:6.3f} {ref_iou:8.3f} {1e3 * base_t:10.1f} {1e3 * ref_t:9.1f}",
+                flush=True,
+            )
         b = np.mean([v["base"] for v in table[name].values()])
         r = np.mean([v["refined"] for v in table[name].values()])
         print(f"{name:8s} {'MEAN':12s} {b:6.3f} {r:8.3f}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"weights": args.weights, "max_frames": args.max_frames, "opencv": cv2.__version__, "results": table}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"weights": args.weights, "max_frames": args.max_frames, "opencv": cv2.__version__, "results": table},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 The wrapped tracker is itself a ``got10k.trackers.Tracker``, so ``ExperimentGOT10k(...).run(tracker)``
 works the same way. Needs ``pip install "alpharefine-sdk[eval]"`` (got10k) and an OpenCV wheel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,11 @@ class MILTracker(Tracker):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)",
+    )
     ap.add_argument("--sequence", default=str(DATA / "sequences" / "got10k" / "bmx-trees"))
     ap.add_argument("--frames", type=int, default=20)
     args = ap.parse_args()
@@ -48,8 +53,10 @@ def main() -> None:
 
     tracker = RefinedTracker(MILTracker(), Refiner.from_pretrained(args.weights))  # one line
     boxes, times = tracker.track(files, gt[0])  # got10k's loop
-    print(f"{tracker.name} on {seq.name}: mean IoU {np.mean([iou(b, g) for b, g in zip(boxes[1:], gt[1:])]):.3f}, "
-          f"{1e3 * times[1:].mean():.0f} ms/frame")
+    print(
+        f"{tracker.name} on {seq.name}: mean IoU {np.mean([iou(b, g) for b, g in zip(boxes[1:], gt[1:])]):.3f}, "
+        f"{1e3 * times[1:].mean():.0f} ms/frame"
+    )
 
 
 if __name__ == "__main__":

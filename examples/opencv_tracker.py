@@ -6,6 +6,7 @@
 vit, dasiamrpn (their model files as in ``opencv_tracker``). Prints the mean IoU against the
 sequence's ground truth (OTB ``groundtruth_rect.txt`` or a GOT-10k/LaSOT ``groundtruth.txt``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,11 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)",
+    )
     ap.add_argument("--tracker", default="csrt")
     ap.add_argument("--sequence", default=str(DATA / "sequences" / "otb" / "Crossing"))
     ap.add_argument("--nano", default=str(DATA / "nanotrack_onnx" / "v2"))

@@ -4,6 +4,7 @@
     PYTHONPATH=/path/to/pysot python examples/pysot_tracker.py --config experiments/siamrpn_r50_l234_dwxcorr/config.yaml --snapshot model.pth \
         --sequence ../shared/data/sequences/otb/Crossing
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,11 @@ from alpharefine_sdk import RefinedTracker, Refiner
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)",
+    )
     ap.add_argument("--config", required=True)
     ap.add_argument("--snapshot", required=True)
     ap.add_argument("--sequence", required=True, help="a folder of .jpg frames (img/ or flat) with a groundtruth file")

@@ -3,6 +3,7 @@ PYTHONPATH with its networks downloaded (pytracking is not on the package index)
 
     PYTHONPATH=/path/to/pytracking python examples/pytracking_tracker.py --tracker dimp --param dimp50 --sequence ../shared/data/sequences/otb/Crossing
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,11 @@ from alpharefine_sdk import RefinedTracker, Refiner
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)",
+    )
     ap.add_argument("--tracker", default="dimp")
     ap.add_argument("--param", default="dimp50")
     ap.add_argument("--sequence", required=True)

@@ -5,6 +5,7 @@ repository on PYTHONPATH with its checkpoint set up as that repository describes
 
 ``--mask-only`` is the STARK/MixFormer VOT use: keep the tracker's box, add the refiner's mask.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,11 @@ from alpharefine_sdk import RefinedTracker, Refiner
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        help="model folder, original .pth.tar or Hub repo id (default: the packaged default model)",
+    )
     ap.add_argument("--tracker", default="stark_st")
     ap.add_argument("--param", default="baseline")
     ap.add_argument("--sequence", required=True)
@@ -33,8 +38,9 @@ def main() -> None:
         sys.exit("the STARK/OSTrack/MixFormer repository is not importable: put it on PYTHONPATH")
     base = tracker_class(params, "refine-example")
 
-    tracker = RefinedTracker(base, Refiner.from_pretrained(args.weights), kind="stark",
-                             write_back=not args.mask_only, mask=args.mask_only)
+    tracker = RefinedTracker(
+        base, Refiner.from_pretrained(args.weights), kind="stark", write_back=not args.mask_only, mask=args.mask_only
+    )
     seq = Path(args.sequence)
     files = sorted((seq / "img").glob("*.jpg")) or sorted(seq.glob("*.jpg"))
     gt = np.loadtxt(next(seq.glob("groundtruth*.txt")), delimiter=",")

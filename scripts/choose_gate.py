@@ -13,6 +13,7 @@ Usage (repository root)::
     python scripts/choose_gate.py --model ../runs/mnv2-shared-v1/model \
         --sequences camel drift-straight hike boat1 person12_1 --out ../runs/gate
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,11 @@ def collect(refiner, seqs, seed: int = 0) -> Dict[str, list]:
 
     from alpharefine_sdk.training.augment import Jitter
 
-    levels = {"jitter 0.05": Jitter(0.05, 0.05), "jitter 0.25": Jitter(0.25, 0.25), "jitter 0.5": Jitter(0.5, 0.75, 0.3)}
+    levels = {
+        "jitter 0.05": Jitter(0.05, 0.05),
+        "jitter 0.25": Jitter(0.25, 0.25),
+        "jitter 0.5": Jitter(0.5, 0.75, 0.3),
+    }
     out: Dict[str, list] = {k: [] for k in [*levels, "csrt"]}
     for k, seq in enumerate(seqs):
         rng = np.random.default_rng([seed, k])
@@ -68,7 +73,9 @@ def score(data: Dict[str, list], gate) -> Dict[str, float]:
 
     res = {}
     for kind, rows in data.items():
-        res[kind] = float(np.mean([iou(ref if (gate is None or gate.accept(inp, ref)) else inp, gt) for inp, ref, gt, _ in rows]))
+        res[kind] = float(
+            np.mean([iou(ref if (gate is None or gate.accept(inp, ref)) else inp, gt) for inp, ref, gt, _ in rows])
+        )
     res["mean"] = float(np.mean([res[k] for k in data]))
     return res
 
@@ -91,20 +98,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     refiner = Refiner.from_pretrained(args.model, device="cpu")
     seqs = subset(find_sequences(args.root), args.sequences)
     data = collect(refiner, seqs)
-    identity = {k: float(np.mean([__import__("alpharefine_sdk.boxes", fromlist=["iou"]).iou(i, g) for i, _, g, _ in rows]))
-                for k, rows in data.items()}
+    identity = {
+        k: float(np.mean([__import__("alpharefine_sdk.boxes", fromlist=["iou"]).iou(i, g) for i, _, g, _ in rows]))
+        for k, rows in data.items()
+    }
     identity["mean"] = float(np.mean(list(identity.values())))
     rows = [{"gate": "identity (never refine)", **identity}, {"gate": "none (always refine)", **score(data, None)}]
-    for mi, (lo, hi), mx in itertools.product([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-                                              [(0.0, float("inf")), (0.25, 4.0), (0.33, 3.0), (0.4, 2.5), (0.5, 2.0),
-                                               (0.6, 1.6), (0.7, 1.4)], [1.0, 0.95, 0.9, 0.85, 0.8]):
-        rows.append({"gate": f"min_iou {mi}, area {lo}..{hi}, max_iou {mx}", "min_iou": mi, "area_ratio": [lo, hi],
-                     "max_iou": mx, **score(data, Gate(min_iou=mi, area_ratio=(lo, hi), max_iou=mx))})
+    for mi, (lo, hi), mx in itertools.product(
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+        [(0.0, float("inf")), (0.25, 4.0), (0.33, 3.0), (0.4, 2.5), (0.5, 2.0), (0.6, 1.6), (0.7, 1.4)],
+        [1.0, 0.95, 0.9, 0.85, 0.8],
+    ):
+        rows.append(
+            {
+                "gate": f"min_iou {mi}, area {lo}..{hi}, max_iou {mx}",
+                "min_iou": mi,
+                "area_ratio": [lo, hi],
+                "max_iou": mx,
+                **score(data, Gate(min_iou=mi, area_ratio=(lo, hi), max_iou=mx)),
+            }
+        )
     rows.sort(key=lambda r: -r["mean"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gate_grid.json").write_text(json.dumps({"sequences": args.sequences,
-                                                    "counts": {k: len(v) for k, v in data.items()}, "rows": rows}, indent=1))
+    (out / "gate_grid.json").write_text(
+        json.dumps(
+            {"sequences": args.sequences, "counts": {k: len(v) for k, v in data.items()}, "rows": rows}, indent=1
+        )
+    )
     kinds = list(data)
     print("| gate | " + " | ".join(kinds) + " | mean |")
     print("|---|" + "---:|" * (len(kinds) + 1))

@@ -19,6 +19,7 @@ Usage (from the repository root)::
 Writes ``results.json`` and ``table.md`` under ``--out`` and prints the table and the verdict
 for the default-model criterion.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,13 +91,24 @@ def summarize_jitter(per_seq: Dict[str, Dict[str, float]]) -> Dict[str, object]:
     a = [per_seq[n]["after"] for n in names]
     g = [per_seq[n]["gated"] for n in names]
     return {
-        "before": float(np.mean(b)), "after": float(np.mean(a)), "gated": float(np.mean(g)),
-        "ci_after": _ci(b, a), "ci_gated": _ci(b, g), "per_sequence": per_seq,
+        "before": float(np.mean(b)),
+        "after": float(np.mean(a)),
+        "gated": float(np.mean(g)),
+        "ci_after": _ci(b, a),
+        "ci_gated": _ci(b, g),
+        "per_sequence": per_seq,
     }
 
 
-def tracker_eval(refiner, gate, trackers: List[str], seeds: Dict[str, List[int]], out: Path,
-                 max_frames: Optional[int] = None, write_back: str = "auto") -> Dict[str, object]:
+def tracker_eval(
+    refiner,
+    gate,
+    trackers: List[str],
+    seeds: Dict[str, List[int]],
+    out: Path,
+    max_frames: Optional[int] = None,
+    write_back: str = "auto",
+) -> Dict[str, object]:
     """Base / +AR / +AR+gate per tracker through the evaluation harness; MIL averaged over seeds."""
     from alpharefine_sdk.eval import evaluate
 
@@ -107,9 +119,18 @@ def tracker_eval(refiner, gate, trackers: List[str], seeds: Dict[str, List[int]]
         per_seed = []
         for s in seeds.get(t, [0]):
             res = evaluate(
-                DATA / "sequences", [t], refiner=refiner, gate=gate, compare=True, seed=s,
-                tracker_options={t: opts[t]} if t in opts else None, masks=False, plots=False,
-                output=out / f"{t}_seed{s}", max_frames=max_frames, write_back=write_back,
+                DATA / "sequences",
+                [t],
+                refiner=refiner,
+                gate=gate,
+                compare=True,
+                seed=s,
+                tracker_options={t: opts[t]} if t in opts else None,
+                masks=False,
+                plots=False,
+                output=out / f"{t}_seed{s}",
+                max_frames=max_frames,
+                write_back=write_back,
             )
             per_seed.append(res)
         results[t] = _merge_seeds(t, per_seed)
@@ -165,9 +186,13 @@ def posthoc_eval(refiner, gate, seqs, trackers: List[str], seeds: Dict[str, List
 
 
 def posthoc_markdown(ph: Dict[str, dict]) -> str:
-    lines = ["", "## Base trackers, refined without write-back (the tracker's own boxes refined frame by frame)", "",
-             "| tracker | seeds | base mIoU | refined | refined + gate | refined - base (95% CI) | gated - base (95% CI) | gated frames |",
-             "|---|---:|---:|---:|---:|---|---|---:|"]
+    lines = [
+        "",
+        "## Base trackers, refined without write-back (the tracker's own boxes refined frame by frame)",
+        "",
+        "| tracker | seeds | base mIoU | refined | refined + gate | refined - base (95% CI) | gated - base (95% CI) | gated frames |",
+        "|---|---:|---:|---:|---:|---|---|---:|",
+    ]
     for t, r in ph.items():
         s, a, g = r["summary"], r["ci_refined"], r["ci_gated"]
         lines.append(
@@ -206,18 +231,25 @@ WRITE_BACK_TEXT = {
 
 
 def markdown(jit: Dict[str, dict], trk: Dict[str, dict], write_back: str = "auto") -> str:
-    lines = ["## Jitter test (held-out GT jittered, template from frame 0; mean IoU over 7 sequences)", "",
-             "| jitter | identity (before) | refined | refined + gate | refined - before (95% CI) | gated - before (95% CI) |",
-             "|---|---:|---:|---:|---|---|"]
+    lines = [
+        "## Jitter test (held-out GT jittered, template from frame 0; mean IoU over 7 sequences)",
+        "",
+        "| jitter | identity (before) | refined | refined + gate | refined - before (95% CI) | gated - before (95% CI) |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for name, s in jit.items():
         ca, cg = s["ci_after"], s["ci_gated"]
         lines.append(
             f"| {name} | {s['before']:.3f} | {s['after']:.3f} | {s['gated']:.3f} | "
             f"{ca['mean']:+.3f} ({ca['low']:+.3f} .. {ca['high']:+.3f}) | {cg['mean']:+.3f} ({cg['low']:+.3f} .. {cg['high']:+.3f}) |"
         )
-    lines += ["", f"## Base trackers ({WRITE_BACK_TEXT[write_back]}; mean over 7 sequences)", "",
-              "| tracker | seeds | variant | mean IoU | AUC | mIoU diff vs base (95% CI) | AUC diff vs base (95% CI) |",
-              "|---|---:|---|---:|---:|---|---|"]
+    lines += [
+        "",
+        f"## Base trackers ({WRITE_BACK_TEXT[write_back]}; mean over 7 sequences)",
+        "",
+        "| tracker | seeds | variant | mean IoU | AUC | mIoU diff vs base (95% CI) | AUC diff vs base (95% CI) |",
+        "|---|---:|---|---:|---:|---|---|",
+    ]
     for t, r in trk.items():
         for v, m in r["summary"].items():
             if v == t:
@@ -225,7 +257,7 @@ def markdown(jit: Dict[str, dict], trk: Dict[str, dict], write_back: str = "auto
                 continue
             ci_m, ci_a = r["ci"][f"{v} miou"], r["ci"][f"{v} auc"]
             lines.append(
-                f"| {t} | {r['seeds']} | {v[len(t):]} | {m['miou']:.3f} | {m['auc']:.3f} | "
+                f"| {t} | {r['seeds']} | {v[len(t) :]} | {m['miou']:.3f} | {m['auc']:.3f} | "
                 f"{ci_m['mean']:+.3f} ({ci_m['low']:+.3f} .. {ci_m['high']:+.3f}) | "
                 f"{ci_a['mean']:+.3f} ({ci_a['low']:+.3f} .. {ci_a['high']:+.3f}) |"
             )
@@ -235,6 +267,7 @@ def markdown(jit: Dict[str, dict], trk: Dict[str, dict], write_back: str = "auto
 def verdict(trk: Dict[str, dict]) -> Dict[str, object]:
     """The default-model criterion: refined CSRT and MIL beat base mean IoU with the CI above zero,
     refined NanoTrack not worse (all with the gate on)."""
+
     def ci(t):
         return trk[t]["ci"][f"{t}+AR+gate miou"] if t in trk else None
 
@@ -253,11 +286,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--gate-area", type=float, nargs=2, default=None, help="gate area_ratio low high")
     p.add_argument("--gate-max-iou", type=float, default=None, help="gate max_iou")
     p.add_argument("--skip-trackers", action="store_true", help="only the jitter test")
-    p.add_argument("--posthoc-only", action="store_true",
-                   help="only the no-write-back refinement of base boxes saved by an earlier run in --out")
+    p.add_argument(
+        "--posthoc-only",
+        action="store_true",
+        help="only the no-write-back refinement of base boxes saved by an earlier run in --out",
+    )
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--write-back", choices=("auto", "on", "off"), default="auto",
-                   help="write-back policy of RefinedTracker (auto = the adapters' default)")
+    p.add_argument(
+        "--write-back",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="write-back policy of RefinedTracker (auto = the adapters' default)",
+    )
     p.add_argument("--max-frames", type=int, default=None, help="smoke test: only the first N frames per sequence")
     args = p.parse_args(argv)
 
@@ -289,10 +329,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(md)
         return 0
     t0 = time.time()
-    jit = {} if args.max_frames else {
-        "paper (0.25 / 0.25)": summarize_jitter(jitter_test(refiner, seqs, gate, scale=0.25, center=0.25)),
-        "hard (0.5 / 0.5)": summarize_jitter(jitter_test(refiner, seqs, gate, scale=0.5, center=0.5, seed=1)),
-    }
+    jit = (
+        {}
+        if args.max_frames
+        else {
+            "paper (0.25 / 0.25)": summarize_jitter(jitter_test(refiner, seqs, gate, scale=0.25, center=0.25)),
+            "hard (0.5 / 0.5)": summarize_jitter(jitter_test(refiner, seqs, gate, scale=0.5, center=0.5, seed=1)),
+        }
+    )
     print(f"jitter test done in {time.time() - t0:.0f} s", file=sys.stderr)
     trk: Dict[str, dict] = {}
     if not args.skip_trackers:
@@ -303,8 +347,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         md += f"\nDefault-model criterion met: **{v['default_criterion_met']}**\n"
     (out / "table.md").write_text(md)
     gate_info = {"min_iou": gate.min_iou, "area_ratio": list(gate.area_ratio), "max_iou": gate.max_iou}
-    (out / "results.json").write_text(json.dumps({"model": args.model, "gate": gate_info, "write_back": args.write_back, "sequences": [s.name for s in seqs],
-                                                  "jitter": jit, "trackers": trk, "verdict": v}, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "model": args.model,
+                "gate": gate_info,
+                "write_back": args.write_back,
+                "sequences": [s.name for s in seqs],
+                "jitter": jit,
+                "trackers": trk,
+                "verdict": v,
+            },
+            indent=1,
+        )
+    )
     print(md)
     return 0
 

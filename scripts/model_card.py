@@ -4,6 +4,7 @@ evaluation (``choose_gate.py`` and ``heldout_eval.py`` outputs).
     python scripts/model_card.py --model ../runs/mnv2-shared-v1/model --gate ../runs/gate/gate_grid.json \
         --heldout ../runs/heldout --dest src/alpharefine_sdk/models/mnv2-shared-v1 --status "opt-in"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--dest", required=True, help="folder to create inside the package")
     p.add_argument("--status", required=True, help="one paragraph: default or opt-in, and why")
     p.add_argument("--commands", default="", help="markdown with the exact commands")
-    p.add_argument("--extra-table", action="append", default=[], metavar="TABLE_MD",
-                   help="another held-out table to append (e.g. a run with --write-back on); repeatable")
+    p.add_argument(
+        "--extra-table",
+        action="append",
+        default=[],
+        metavar="TABLE_MD",
+        help="another held-out table to append (e.g. a run with --write-back on); repeatable",
+    )
     args = p.parse_args(argv)
 
     src, dest = Path(args.model), Path(args.dest)
@@ -43,21 +49,33 @@ def main(argv: Optional[List[str]] = None) -> int:
         table = table.rstrip() + "\n" + posthoc.read_text()
     for extra in args.extra_table:
         text = Path(extra).read_text()
-        text = text[text.find("## Base trackers"):] if "## Base trackers" in text else text
+        text = text[text.find("## Base trackers") :] if "## Base trackers" in text else text
         table = table.rstrip() + "\n\n" + text
     g = held["gate"]
-    lines = [train_card.rstrip(), "", "## Status", "", args.status, "",
-             "## Held-out evaluation", "",
-             f"Test sequences (never used for training, validation or the gate): {', '.join(held['sequences'])} "
-             "(`../shared/data/sequences`: OTB, VOT, GOT-10k, LaSOT and DAVIS layouts). Gate used: "
-             f"min_iou {g['min_iou']}, area ratio {g['area_ratio'][0]}..{g['area_ratio'][1]}, max_iou {g['max_iou']}. "
-             "CIs: paired bootstrap over the 7 sequences (10,000 resamples). Identity = the input box unchanged.", "",
-             table.replace("## ", "### ").rstrip(), "",
-             "## Gate choice (validation sequences only)", "",
-             f"Sequences: {', '.join(gate['sequences'])}; inputs: {gate['counts']}. Mean IoU with the ground truth "
-             "of the gate's output, best gates first:", "",
-             "| gate | " + " | ".join(k for k in gate["counts"]) + " | mean |",
-             "|---|" + "---:|" * (len(gate["counts"]) + 1)]
+    lines = [
+        train_card.rstrip(),
+        "",
+        "## Status",
+        "",
+        args.status,
+        "",
+        "## Held-out evaluation",
+        "",
+        f"Test sequences (never used for training, validation or the gate): {', '.join(held['sequences'])} "
+        "(`../shared/data/sequences`: OTB, VOT, GOT-10k, LaSOT and DAVIS layouts). Gate used: "
+        f"min_iou {g['min_iou']}, area ratio {g['area_ratio'][0]}..{g['area_ratio'][1]}, max_iou {g['max_iou']}. "
+        "CIs: paired bootstrap over the 7 sequences (10,000 resamples). Identity = the input box unchanged.",
+        "",
+        table.replace("## ", "### ").rstrip(),
+        "",
+        "## Gate choice (validation sequences only)",
+        "",
+        f"Sequences: {', '.join(gate['sequences'])}; inputs: {gate['counts']}. Mean IoU with the ground truth "
+        "of the gate's output, best gates first:",
+        "",
+        "| gate | " + " | ".join(k for k in gate["counts"]) + " | mean |",
+        "|---|" + "---:|" * (len(gate["counts"]) + 1),
+    ]
     shown = gate["rows"][:6] + [r for r in gate["rows"] if r["gate"].startswith(("identity", "none"))]
     for r in shown:
         lines.append(f"| {r['gate']} | " + " | ".join(f"{r[k]:.3f}" for k in gate["counts"]) + f" | {r['mean']:.3f} |")

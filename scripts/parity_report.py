@@ -2,6 +2,7 @@
 
 Usage: python scripts/parity_report.py [--backend torch] [--precision fp32]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ def main() -> None:
     args = ap.parse_args()
     g = np.load(PARITY / "golden.npz")
     frames = [cv2.cvtColor(cv2.imread(str(PARITY / f)), cv2.COLOR_BGR2RGB) for f in g["frame_file"]]
-    r = Refiner.from_pretrained(PARITY / "ar34_random.pth.tar", device=args.device, backend=args.backend, precision=args.precision)
+    r = Refiner.from_pretrained(
+        PARITY / "ar34_random.pth.tar", device=args.device, backend=args.backend, precision=args.precision
+    )
     crops_ok = box_err = box_rel = mask_err = 0.0
     n = refused = 0
     for i, tags in enumerate(g["case_tags"]):

@@ -1,5 +1,6 @@
 """Shared fixtures. Real data comes from ``../shared`` beside the repository; tests that need it
 skip with a clear reason where it is absent."""
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,9 @@ def golden():
 def parity_frames(golden):
     import cv2
 
-    return [cv2.cvtColor(cv2.imread(str(PARITY / f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for f in golden["frame_file"]]
+    return [
+        cv2.cvtColor(cv2.imread(str(PARITY / f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for f in golden["frame_file"]
+    ]
 
 
 def randomize_batchnorm(module, mean_std: float, bias_std: float):

@@ -16,6 +16,7 @@ with the parts of the Hub protocol ``huggingface_hub`` 2.x uses:
 Both servers bind 127.0.0.1 on free ports, run in daemon threads and shut themselves down after
 ``lifetime`` seconds at the latest. Every request is recorded in ``requests`` for assertions.
 """
+
 from __future__ import annotations
 
 import base64
@@ -122,7 +123,9 @@ class RepoStore:
             self._write_refs(repo_id, refs)
             return sha
 
-    def publish_folder(self, repo_id: str, folder: Union[str, Path], *, branch: str = "main", tags: Iterable[str] = ()) -> str:
+    def publish_folder(
+        self, repo_id: str, folder: Union[str, Path], *, branch: str = "main", tags: Iterable[str] = ()
+    ) -> str:
         """Commit every file of ``folder`` (creating the repo if needed); returns the commit sha."""
         if not self.exists(repo_id):
             self.create(repo_id)
@@ -174,7 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub.requests.append(Request(self.command, path, dict(self.headers.items()), self.server.role))
         return path
 
-    def _send(self, status: int, body: bytes = b"", headers: Optional[Dict[str, str]] = None, *, head: bool = False) -> None:
+    def _send(
+        self, status: int, body: bytes = b"", headers: Optional[Dict[str, str]] = None, *, head: bool = False
+    ) -> None:
         self.send_response(status)
         hdrs = {"Content-Length": str(len(body)), **(headers or {})}
         for k, v in hdrs.items():
@@ -186,11 +191,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj: object, headers: Optional[Dict[str, str]] = None) -> None:
         self._send(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
 
-    def _error(self, status: int, code: Optional[str], message: str, *, head: bool = False, extra: Optional[Dict[str, str]] = None) -> None:
+    def _error(
+        self,
+        status: int,
+        code: Optional[str],
+        message: str,
+        *,
+        head: bool = False,
+        extra: Optional[Dict[str, str]] = None,
+    ) -> None:
         headers = {"X-Error-Message": message, **(extra or {})}
         if code:
             headers["X-Error-Code"] = code
-        self._send(status, json.dumps({"error": message}).encode(), {"Content-Type": "application/json", **headers}, head=head)
+        self._send(
+            status, json.dumps({"error": message}).encode(), {"Content-Type": "application/json", **headers}, head=head
+        )
 
     def _body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
@@ -347,8 +362,14 @@ class _Handler(BaseHTTPRequestHandler):
             if existing is not None:
                 data = existing.read_bytes()
                 oid = hashlib.sha256(data).hexdigest() if is_lfs(f["path"]) else git_blob_sha1(data)
-            files.append({"path": f["path"], "uploadMode": "lfs" if is_lfs(f["path"]) else "regular",
-                          "shouldIgnore": False, "oid": oid})
+            files.append(
+                {
+                    "path": f["path"],
+                    "uploadMode": "lfs" if is_lfs(f["path"]) else "regular",
+                    "shouldIgnore": False,
+                    "oid": oid,
+                }
+            )
         self._json(200, {"files": files, "commitOid": commit})
 
     def _lfs_batch(self, req: dict) -> None:
@@ -379,8 +400,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "RevisionNotFound", "Invalid rev id: " + rev)
         sha = self.hub.store.commit(repo_id, files, branch=rev, deleted=deleted)
         self.hub.commits.append((repo_id, rev, sha, lines[0]["value"].get("summary", "")))
-        self._json(200, {"commitUrl": f"{self.hub.url}/{repo_id}/commit/{sha}", "commitOid": sha,
-                         "success": True, "pullRequestUrl": None})
+        self._json(
+            200,
+            {
+                "commitUrl": f"{self.hub.url}/{repo_id}/commit/{sha}",
+                "commitOid": sha,
+                "success": True,
+                "pullRequestUrl": None,
+            },
+        )
 
 
 class LoopbackHub:
@@ -449,7 +477,14 @@ def point_hf_at(monkeypatch: Any, endpoint: str, home: Union[str, Path], *, offl
 
     home = Path(home)
     cache = home / "hub"
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    for var in (
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_ENDPOINT", endpoint)

@@ -1,4 +1,5 @@
 """Kind detection, bad base objects, the refiner argument, the callable adapter, cheap import."""
+
 from __future__ import annotations
 
 import subprocess
@@ -6,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DATA, need
 
 from alpharefine_sdk import RefinedTracker, WeightsError
-from alpharefine_sdk.adapters import CallableAdapter, KINDS, detect_kind
-from conftest import DATA, need
+from alpharefine_sdk.adapters import KINDS, CallableAdapter, detect_kind
 
 cv2 = pytest.importorskip("cv2")
 
@@ -129,7 +130,7 @@ def test_getattr_reaches_the_base(refiner):
     t = RefinedTracker(base, refiner)
     assert t.custom == 7
     with pytest.raises(AttributeError):
-        t.not_there
+        t.not_there  # noqa: B018
 
 
 def test_import_stays_cheap():

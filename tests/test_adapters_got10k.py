@@ -1,11 +1,12 @@
 """The got10k adapter with real ``got10k.trackers.Tracker`` subclasses and got10k's own ``track`` loop."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DATA, need
 
 from alpharefine_sdk import RefinedTracker
-from conftest import DATA, need
 
 cv2 = pytest.importorskip("cv2")
 trackers = pytest.importorskip("got10k.trackers")

@@ -4,16 +4,17 @@ protocols, state fields and colour orders (pysot and pytracking cannot be instal
 Each test tracker really tracks (normalised cross-correlation of its first-frame template in a
 window around its state), so the next search region follows whatever state it holds.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import DATA, need
 
 from alpharefine_sdk import RefinedTracker
 from alpharefine_sdk.adapters import PysotAdapter, PytrackingAdapter, StateListAdapter
 from alpharefine_sdk.boxes import clip_box
-from conftest import DATA, need
 
 cv2 = pytest.importorskip("cv2")
 

@@ -1,4 +1,5 @@
 """RefinedTracker around real OpenCV trackers on real frames (a few frames each)."""
+
 from __future__ import annotations
 
 import types
@@ -6,13 +7,15 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import DATA, need
 
 from alpharefine_sdk import MissingDependencyError, RefinedTracker
 from alpharefine_sdk.adapters import OPENCV_TRACKERS, OpenCVAdapter, opencv_factory, opencv_tracker
-from conftest import DATA, need
 
 cv2 = pytest.importorskip("cv2")
-contrib = pytest.mark.skipif(not hasattr(cv2, "legacy"), reason="needs the contrib OpenCV wheel (alpharefine-sdk[contrib])")
+contrib = pytest.mark.skipif(
+    not hasattr(cv2, "legacy"), reason="needs the contrib OpenCV wheel (alpharefine-sdk[contrib])"
+)
 
 SEQ = DATA / "sequences/otb/Crossing"
 NANO = DATA / "nanotrack_onnx/v2"

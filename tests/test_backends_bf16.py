@@ -1,11 +1,11 @@
 """Opt-in bf16 (torch autocast on CPU, OpenVINO's bf16 inference): coordinates stay float32, the
 hint really reaches OpenVINO, and the error against exact fp32 stays in the documented range."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from test_backends_parity import backend_refiner, golden_crops
 
 

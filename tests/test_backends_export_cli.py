@@ -1,4 +1,5 @@
 """``alpharefine-sdk export WEIGHTS OUT --format onnx [--mask]`` end to end on the parity checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -71,14 +72,19 @@ def test_export_refuses_bad_arguments(exported, checkpoint_path, tmp_path, capsy
 
 
 def test_export_command_is_registered():
-    r = subprocess.run([sys.executable, "-m", "alpharefine_sdk", "export", "--help"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "alpharefine_sdk", "export", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0
     assert "--mask" in r.stdout and "--format" in r.stdout
 
 
 def test_export_with_mask_adds_the_mask_graph(checkpoint_path, tmp_path, capsys):
     out = tmp_path / "with_mask"
-    assert main(["export", str(checkpoint_path), str(out), "--format", "onnx", "--mask", "--no-verify", "--opset", "18"]) == 0
+    assert (
+        main(["export", str(checkpoint_path), str(out), "--format", "onnx", "--mask", "--no-verify", "--opset", "18"])
+        == 0
+    )
     assert "search_mask.onnx" in capsys.readouterr().out
     import onnx
 

@@ -4,6 +4,7 @@ same bad-input behaviour through ``Refiner.from_pretrained(..., backend=...)``.
 The graphs are exported once per session; the optional backends skip when their runtime is
 not installed.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -14,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import CHECKPOINT, PARITY, need
+from conftest import CHECKPOINT, need
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -54,8 +54,9 @@ def backend_refiner(ar34, backend: str, precision: str = "fp32"):
         elif backend == "torch":
             _CACHE[key] = Refiner.from_pretrained(need(CHECKPOINT), device="cpu", precision=precision)
         else:
-            _CACHE[key] = Refiner.from_pretrained(need(CHECKPOINT), backend=backend, precision=precision,
-                                                  onnx_dir=export_dir(ar34))
+            _CACHE[key] = Refiner.from_pretrained(
+                need(CHECKPOINT), backend=backend, precision=precision, onnx_dir=export_dir(ar34)
+            )
     return _CACHE[key]
 
 

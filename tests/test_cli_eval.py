@@ -1,12 +1,12 @@
 """``alpharefine-sdk eval`` end to end on a few real frames (parity weights: random, so the numbers only
 test the mechanics), plus resume, worker processes and the error messages."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
 from conftest import CHECKPOINT, DATA, need
 
 cv2 = pytest.importorskip("cv2")
@@ -22,8 +22,21 @@ def eval_run(tmp_path_factory):
     need(CROSSING)
     need(CHECKPOINT)
     out = tmp_path_factory.mktemp("eval")
-    argv = ["eval", str(CROSSING), "--tracker", "kcf", "--compare", "--oracle", "--weights", str(CHECKPOINT),
-            "--max-frames", "3", "-o", str(out), "-q"]
+    argv = [
+        "eval",
+        str(CROSSING),
+        "--tracker",
+        "kcf",
+        "--compare",
+        "--oracle",
+        "--weights",
+        str(CHECKPOINT),
+        "--max-frames",
+        "3",
+        "-o",
+        str(out),
+        "-q",
+    ]
     return out, argv
 
 

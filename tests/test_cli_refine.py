@@ -1,9 +1,9 @@
 """``alpharefine-sdk refine SEQUENCE``: the main job of the core issue, on a real sequence."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import CHECKPOINT, DATA, need
 
 pytest.importorskip("cv2")
@@ -28,8 +28,19 @@ def test_refine_given_boxes_with_original_weights_and_mask(tmp_path, capsys):
     gt = np.loadtxt(need(CROSSING) / "groundtruth_rect.txt", delimiter=",", ndmin=2)[:4]
     given = tmp_path / "in.txt"
     np.savetxt(given, gt + [3.0, -2.0, 4.0, 2.0], delimiter=",")
-    rc = main(["refine", str(CROSSING), "--weights", str(need(CHECKPOINT)), "--boxes", str(given),
-               "--max-frames", "4", "--mask"])
+    rc = main(
+        [
+            "refine",
+            str(CROSSING),
+            "--weights",
+            str(need(CHECKPOINT)),
+            "--boxes",
+            str(given),
+            "--max-frames",
+            "4",
+            "--mask",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "ar34_random.pth.tar" in text and "(with mask)" in text

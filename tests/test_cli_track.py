@@ -1,11 +1,11 @@
 """``alpharefine-sdk track`` on a few real frames: the annotated video and the box files, checked for content."""
+
 from __future__ import annotations
 
 import shutil
 
 import numpy as np
 import pytest
-
 from conftest import CHECKPOINT, DATA, need
 
 cv2 = pytest.importorskip("cv2")
@@ -30,8 +30,22 @@ def _frames(path):
 
 def test_track_sequence_folder(tmp_path, capsys):
     out = tmp_path / "out.avi"
-    rc = main(["track", str(need(CROSSING)), "--tracker", "kcf", "--max-frames", "3", "--no-mask", "-o", str(out),
-               "--weights", str(need(CHECKPOINT)), "-q"])
+    rc = main(
+        [
+            "track",
+            str(need(CROSSING)),
+            "--tracker",
+            "kcf",
+            "--max-frames",
+            "3",
+            "--no-mask",
+            "-o",
+            str(out),
+            "--weights",
+            str(need(CHECKPOINT)),
+            "-q",
+        ]
+    )
     assert rc == 0
     assert "base box red, refined green" in capsys.readouterr().out
     base = np.loadtxt(tmp_path / "out_base.txt", delimiter=",")
@@ -50,7 +64,7 @@ def test_track_sequence_folder(tmp_path, capsys):
     diff_raw = np.abs(frames[2].astype(int) - raw.astype(int)).mean()
     assert diff_drawn < 6 and diff_raw > diff_drawn + 1
     x, y, w, h = np.round(refined[2]).astype(int)
-    edge = frames[2][y, x + 2: x + w - 1].astype(int)  # top edge of the refined (green) box
+    edge = frames[2][y, x + 2 : x + w - 1].astype(int)  # top edge of the refined (green) box
     assert (edge[:, 1] > edge[:, 2] + 40).mean() > 0.5
 
 
@@ -63,8 +77,23 @@ def test_track_video_with_init(tmp_path):
         w.write(cv2.imread(str(p)))
     w.release()
     out = tmp_path / "res" / "tracked.mp4"
-    rc = main(["track", str(video), "--tracker", "csrt", "--init", "256,157,20,20", "--max-frames", "2", "-o", str(out),
-               "--weights", str(need(CHECKPOINT)), "-q"])
+    rc = main(
+        [
+            "track",
+            str(video),
+            "--tracker",
+            "csrt",
+            "--init",
+            "256,157,20,20",
+            "--max-frames",
+            "2",
+            "-o",
+            str(out),
+            "--weights",
+            str(need(CHECKPOINT)),
+            "-q",
+        ]
+    )
     assert rc == 0
     frames = _frames(out)
     assert len(frames) == 2 and frames[0].shape == first.shape

@@ -1,4 +1,5 @@
 """``alpharefine-sdk convert``: original checkpoint -> our folder format (and optionally the Hub)."""
+
 from __future__ import annotations
 
 import os
@@ -8,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_server import LoopbackHub, point_hf_at, refuse_non_loopback, register_tiny, tiny_model_folder, unregister_tiny
 
 from alpharefine_sdk import Refiner
 from alpharefine_sdk.cli import main
 from alpharefine_sdk.weights.io import CONFIG_NAME, WEIGHTS_NAME, read_safetensors
-
-from hub_server import LoopbackHub, point_hf_at, refuse_non_loopback, register_tiny, tiny_model_folder, unregister_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,8 +84,9 @@ class _Evil:
 def _evil_checkpoint(tmp_path: Path, zip_format: bool) -> tuple:
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth.tar"
-    torch.save({"net": {"w": torch.zeros(1)}, "constructor": _Evil(marker)}, evil,
-               _use_new_zipfile_serialization=zip_format)
+    torch.save(
+        {"net": {"w": torch.zeros(1)}, "constructor": _Evil(marker)}, evil, _use_new_zipfile_serialization=zip_format
+    )
     assert b"system" in evil.read_bytes()  # the file really carries the os.system call
     return evil, marker
 
@@ -103,7 +104,10 @@ def test_convert_malicious_legacy_checkpoint_cli(tmp_path):
     evil, marker = _evil_checkpoint(tmp_path, zip_format=False)
     proc = subprocess.run(
         [sys.executable, "-m", "alpharefine_sdk", "convert", str(evil), str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert proc.returncode == 2, proc.stderr

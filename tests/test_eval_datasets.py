@@ -1,4 +1,5 @@
 """Dataset readers on the real shared sequences and on small malformed copies made here."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DATA, SHARED, need
 
 SEQ = DATA / "sequences"
@@ -23,11 +23,24 @@ def shared_seqs():
 def test_find_all_shared_sequences(shared_seqs):
     kinds = {n: s.kind for n, s in shared_seqs.items()}
     assert kinds == {
-        "Crossing": "otb", "bolt1": "vot", "ball1": "vot", "bmx-trees": "got10k",
-        "soapbox": "lasot", "car-shadow": "davis", "blackswan": "davis",
+        "Crossing": "otb",
+        "bolt1": "vot",
+        "ball1": "vot",
+        "bmx-trees": "got10k",
+        "soapbox": "lasot",
+        "car-shadow": "davis",
+        "blackswan": "davis",
     }
     lengths = {n: len(s) for n, s in shared_seqs.items()}
-    assert lengths == {"Crossing": 120, "bolt1": 90, "ball1": 70, "bmx-trees": 80, "soapbox": 99, "car-shadow": 40, "blackswan": 50}
+    assert lengths == {
+        "Crossing": 120,
+        "bolt1": 90,
+        "ball1": 70,
+        "bmx-trees": 80,
+        "soapbox": 99,
+        "car-shadow": 40,
+        "blackswan": 50,
+    }
     for s in shared_seqs.values():
         assert s.gt.dtype == np.float64 and s.gt.shape == (len(s), 4)
         assert len(s.frame_paths) == len(s)

@@ -1,11 +1,11 @@
 """Metrics cross-checked against the got10k toolkit's own report code on the same boxes."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
 from conftest import DATA, need
 
 got10k = pytest.importorskip("got10k")
@@ -49,7 +49,9 @@ def test_iou_and_center_error_match_got10k(cases):
         np.testing.assert_allclose(M.center_error(pred, gt), g_center_error(pred, gt), rtol=0, atol=1e-12)
         np.testing.assert_allclose(M.iou_pixel(pred, gt), M.rect_iou(pred, gt), atol=1e-9)
         bound = (640, 360)
-        np.testing.assert_allclose(M.rect_iou(pred, gt, bound=bound), g_rect_iou(pred.copy(), gt.copy(), bound=bound), atol=1e-12)
+        np.testing.assert_allclose(
+            M.rect_iou(pred, gt, bound=bound), g_rect_iou(pred.copy(), gt.copy(), bound=bound), atol=1e-12
+        )
 
 
 class _Dataset(list):

@@ -1,9 +1,9 @@
 """The Python API ``alpharefine_sdk.eval.evaluate`` with a loaded refiner, a gate and mask ground truth."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import DATA, need
 
 cv2 = pytest.importorskip("cv2")
@@ -82,8 +82,15 @@ def make_static(**options):
 
 def test_importable_tracker_factory(ar34, tmp_path):
     seq = load_sequence(need(DATA / "sequences/otb/Crossing"))
-    res = evaluate([seq], ["test_eval_runner:make_static"], refiner=ar34, max_frames=3, output=tmp_path,
-                   tracker_options={"test_eval_runner:make_static": {"tag": 7}}, plots=False)
+    res = evaluate(
+        [seq],
+        ["test_eval_runner:make_static"],
+        refiner=ar34,
+        max_frames=3,
+        output=tmp_path,
+        tracker_options={"test_eval_runner:make_static": {"tag": 7}},
+        plots=False,
+    )
     assert res.variants == ["make_static", "make_static+AR"]
     base = np.loadtxt(tmp_path / "boxes/make_static/Crossing.txt", delimiter=",")
     assert (base == seq.gt[0]).all()  # the static tracker never moves

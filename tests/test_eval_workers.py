@@ -1,10 +1,10 @@
 """``--workers N`` gives exactly the serial results (spawned processes, one network each)."""
+
 from __future__ import annotations
 
 import shutil
 
 import pytest
-
 from conftest import CHECKPOINT, DATA, need
 
 pytest.importorskip("cv2")
@@ -27,7 +27,17 @@ def test_workers_match_serial(tmp_path):
             shutil.copy(f, dst / sub / f.name)
         lines = (dst / ("groundtruth_rect.txt" if sub == "img" else "groundtruth.txt")).read_text().splitlines()[:2]
         (dst / ("groundtruth_rect.txt" if sub == "img" else "groundtruth.txt")).write_text("\n".join(lines) + "\n")
-    common = ["eval", str(data), "--tracker", "mil", "--compare", "--weights", str(need(CHECKPOINT)), "-q", "--no-plots"]
+    common = [
+        "eval",
+        str(data),
+        "--tracker",
+        "mil",
+        "--compare",
+        "--weights",
+        str(need(CHECKPOINT)),
+        "-q",
+        "--no-plots",
+    ]
     assert main(common + ["-o", str(tmp_path / "serial")]) == 0
     assert main(common + ["-o", str(tmp_path / "par"), "--workers", "2"]) == 0
     for v in ("mil", "mil+AR"):

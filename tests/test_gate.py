@@ -1,14 +1,14 @@
 """The do-no-harm gate: its rule, its argument checks, and its effect inside Refiner."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+from conftest import DATA, need
 
 from alpharefine_sdk.gate import DEFAULT_AREA_RATIO, DEFAULT_MAX_IOU, DEFAULT_MIN_IOU, Gate
-
-from conftest import DATA, need
 
 
 def test_accepts_small_changes_and_rejects_large_ones():
@@ -101,7 +101,6 @@ def test_from_pretrained_applies_the_gate_the_model_recommends(tmp_path):
     import shutil
 
     from alpharefine_sdk import Refiner
-
     from alpharefine_sdk.weights.resolve import default_model_dir
 
     src = default_model_dir()

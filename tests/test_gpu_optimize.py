@@ -5,6 +5,7 @@ channels_last + fused correlation) with the golden cases, bf16, the engine inter
 errors, and that CUDA graphs are skipped with a logged reason. CUDA (``-m cuda``): graph capture,
 parity of the fp16 path, no host syncs inside a step, static template buffer, 32 targets.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,6 +14,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from conftest import randomize_batchnorm
 from torch import nn
 
 from alpharefine_sdk import refine_many
@@ -20,8 +22,6 @@ from alpharefine_sdk.backends.gpu import DeviceNormalizer, FastTorchEngine, fold
 from alpharefine_sdk.backends.triton_corr import FusedCorrelationNeck
 from alpharefine_sdk.geometry.normalize import normalize_crops
 from alpharefine_sdk.nn.heads import soft_argmax
-
-from conftest import randomize_batchnorm
 
 CUDA = torch.cuda.is_available()
 SCORE_TOL, CORNER_TOL = 5e-4, 2e-3  # ../shared/parity/README.md section 4
@@ -115,8 +115,10 @@ def test_optimised_cpu_path_matches_the_goldens(fast32, golden):
     worst = {}
     for n, i in enumerate(idx):
         name = str(golden["case_name"][i])
-        worst[name] = (float(np.abs(s[n].numpy() - golden["score_maps"][i]).max()),
-                       float(np.abs(corners[n] - golden["corners"][i]).max()))
+        worst[name] = (
+            float(np.abs(s[n].numpy() - golden["score_maps"][i]).max()),
+            float(np.abs(corners[n] - golden["corners"][i]).max()),
+        )
     bad = {n: e for n, e in worst.items() if e[0] > SCORE_TOL or e[1] > SENSITIVE.get(n, CORNER_TOL)}
     assert not bad, bad
     assert len(worst) == 39
@@ -283,7 +285,7 @@ def test_cuda_step_has_no_hidden_host_syncs(fast16, golden):
 @cuda
 def test_cuda_32_targets(fast16, golden, parity_frames):
     refs = []
-    for n in range(32):
+    for _ in range(32):
         r = fast16.clone()
         r.initialize(parity_frames[golden["ref_frame"][0]], golden["init_box"][0])
         refs.append(r)

@@ -5,6 +5,7 @@ server is ours. A socket guard makes any connection to a non-loopback address fa
 Cache and error mechanics use a tiny registered test architecture (a few KB, so the suite stays
 fast); downloads, parity, round trip and publishing use the real AR34 parity network (41 MB).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from alpharefine_sdk import Refiner, WeightsError
-from alpharefine_sdk.weights import hub as hubmod
-from alpharefine_sdk.weights.io import CONFIG_NAME, WEIGHTS_NAME, read_safetensors
-
 from hub_server import (
     TINY_ARCH,
     LoopbackHub,
@@ -30,6 +26,10 @@ from hub_server import (
     tiny_model_folder,
     unregister_tiny,
 )
+
+from alpharefine_sdk import Refiner, WeightsError
+from alpharefine_sdk.weights import hub as hubmod
+from alpharefine_sdk.weights.io import CONFIG_NAME, WEIGHTS_NAME, read_safetensors
 
 TINY = TINY_ARCH
 
@@ -373,7 +373,7 @@ def test_push_to_hub(hub, hf_env, ar34, monkeypatch):
     assert store.resolve("org/pushed", "main") == info.oid
     files = store.tree("org/pushed", info.oid)
     assert set(files) == {".gitattributes", CONFIG_NAME, WEIGHTS_NAME, "README.md"}
-    assert "Refiner.from_pretrained(\"org/pushed\")" in files["README.md"].decode()
+    assert 'Refiner.from_pretrained("org/pushed")' in files["README.md"].decode()
     assert any(p.endswith("/info/lfs/objects/batch") for p in hub.paths("POST"))  # weights went as LFS
     assert hub.commits[-1][3] == "first upload"
     r = Refiner.from_pretrained("org/pushed", revision=info.oid, device="cpu")

@@ -1,14 +1,14 @@
 """The MobileNetV2 refiner ("mnv2_cm"): torchvision layout, taps, ImageNet init, model folders."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import DATA, need
 
 from alpharefine_sdk.nn.arnet import ARCHITECTURES, build_net
 from alpharefine_sdk.nn.mobilenet import MobileNetV2Trunk, load_imagenet_features
-
-from conftest import DATA, need
 
 BACKBONE = DATA / "backbones" / "mobilenet_v2_imagenet.safetensors"
 
@@ -32,7 +32,10 @@ def test_taps_channels_and_strides():
     with torch.no_grad():
         out = trunk(torch.zeros(1, 3, 256, 256), ("f1", "f3", "f6", "f13"))
     assert {k: tuple(v.shape[1:]) for k, v in out.items()} == {
-        "f1": (16, 128, 128), "f3": (24, 64, 64), "f6": (32, 32, 32), "f13": (96, 16, 16)
+        "f1": (16, 128, 128),
+        "f3": (24, 64, 64),
+        "f6": (32, 32, 32),
+        "f13": (96, 16, 16),
     }
 
 
@@ -94,7 +97,9 @@ def test_model_folder_loads_in_refiner_and_refines_a_real_frame(tmp_path):
 
     def inp(f, b):
         c = crop_patch(f, crop_window(b))[:, :, ::-1]
-        return torch.from_numpy(normalize_crops(np.ascontiguousarray(c)[None], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+        return torch.from_numpy(
+            normalize_crops(np.ascontiguousarray(c)[None], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        )
 
     with torch.no_grad():
         corners, _ = net.search(inp(frames[1], gt[1]), net.template_kernel(inp(frames[0], gt[0])))

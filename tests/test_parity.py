@@ -3,6 +3,7 @@
 Layers, as the parity README suggests: (a) crops bit-exact, (b) network from the golden crops,
 (c) box mapping from golden corners, (d) end to end through the public API, (e) masks.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -136,7 +137,9 @@ def test_masks(golden, parity_frames, refiner):
         ref = golden["mask_frame_u16_%02d" % i].astype(np.float64) / 65535
         assert mask.shape == frame.shape[:2] and mask.dtype == np.float32
         assert np.abs(mask - ref).max() < 1e-4, names[i]
-        assert abs(mask.astype(np.float64).sum() - golden["mask_frame_sum"][m]) <= 1e-5 * max(1.0, golden["mask_frame_sum"][m])
+        assert abs(mask.astype(np.float64).sum() - golden["mask_frame_sum"][m]) <= 1e-5 * max(
+            1.0, golden["mask_frame_sum"][m]
+        )
         # same box as the box-only call
         box_only, _ = refiner.refine(frame, golden["input_box"][i])
         np.testing.assert_array_equal(box, box_only)
@@ -173,7 +176,9 @@ def test_end_to_end_cuda(golden, parity_frames, checkpoint_path):
         r = Refiner.from_pretrained(checkpoint_path, device="cuda")
         for i in _cases(golden, outside=False):
             r.initialize(parity_frames[golden["ref_frame"][i]], golden["init_box"][i])
-            box, mask = r.refine(parity_frames[golden["test_frame"][i]], golden["input_box"][i], mask=bool(golden["has_mask"][i]))
+            box, mask = r.refine(
+                parity_frames[golden["test_frame"][i]], golden["input_box"][i], mask=bool(golden["has_mask"][i])
+            )
             win = crop_window(golden["input_box"][i])
             assert np.abs(box - golden["box"][i]).max() < 2e-3 * max(1.0, win.ws / 256, win.hs / 256)
     finally:

@@ -1,12 +1,13 @@
 """``refine_many``: N targets on one frame in one batched pass equal N separate ``refine`` calls,
 on every backend."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_backends_parity import BACKENDS, backend_refiner
 
 from alpharefine_sdk import refine_many
-from test_backends_parity import BACKENDS, backend_refiner
 
 # GOT-10k layout frames of the parity set: reference frame 2, test frame 3; three distinct templates
 CASES = (5, 28, 39, 26)

@@ -1,4 +1,5 @@
 """Bad input gets a clear error naming the argument; nothing yields a NaN box."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import DATA, need
 
 from alpharefine_sdk import Refiner, WeightsError
-from conftest import DATA, need
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,13 @@ def test_never_nan(ready, frame):
     """Tiny, huge, border-crossing and extreme-aspect boxes all give finite boxes and masks."""
     H, W = frame.shape[:2]
     rng = np.random.default_rng(0)
-    boxes = [[0, 0, 0.2, 0.3], [W - 1, H - 1, 0.7, 0.9], [-W / 2, -H / 2, 2 * W, 2 * H], [3, 100, W - 6, 1.5], [100, 2, 1, H]]
+    boxes = [
+        [0, 0, 0.2, 0.3],
+        [W - 1, H - 1, 0.7, 0.9],
+        [-W / 2, -H / 2, 2 * W, 2 * H],
+        [3, 100, W - 6, 1.5],
+        [100, 2, 1, H],
+    ]
     for _ in range(20):
         w, h = np.exp(rng.uniform(np.log(1), np.log(W), 2))
         boxes.append([rng.uniform(-w + 1, W - 1), rng.uniform(-h + 1, H - 1), w, h])

@@ -1,4 +1,5 @@
 """``alpharefine-sdk train`` end to end on the tiny CI config, exact resume, and DDP (gloo, 2 processes)."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, SHARED, need
 
 TINY = ROOT / "configs" / "tiny_ci.json"
@@ -105,16 +105,33 @@ def test_resume_continues_the_same_run(tmp_path):
 
 def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     """Same global batch (8) split 4 + 4 over two processes gives the weights of one process."""
-    from alpharefine_sdk.training.trainer import build_model
     from alpharefine_sdk.training.config import TrainConfig
+    from alpharefine_sdk.training.trainer import build_model
 
-    over = dict(total_samples=16, checkpoint_every_samples=1000, validation={"samples": 0},
-                precision="fp32", freeze_bn=True, threads=1)
+    over = dict(
+        total_samples=16,
+        checkpoint_every_samples=1000,
+        validation={"samples": 0},
+        precision="fp32",
+        freeze_bn=True,
+        threads=1,
+    )
     single = tiny_config(tmp_path, "single", **over)
     ddp = tiny_config(tmp_path, "ddp", **over)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "alpharefine_sdk", "train", str(ddp), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "alpharefine_sdk",
+        "train",
+        str(ddp),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     from alpharefine_sdk.cli import main
 

@@ -1,16 +1,16 @@
 """Training data: YOLO-seg and COCO readers, the pair sampler (inference crops, labels, determinism)."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from conftest import SHARED, need
 
 from alpharefine_sdk.geometry.crop import crop_patch, crop_window
 from alpharefine_sdk.training.sampler import PairSampler, crop_iou
 from alpharefine_sdk.training.sources import mask_box, read_coco_json, read_videos, read_yolo
-
-from conftest import SHARED, need
 
 COCO128 = SHARED / "data" / "coco128"
 
@@ -44,8 +44,15 @@ def test_coco_json_gives_the_same_instances(stills, tmp_path):
         images.append({"id": k, "file_name": path.name, "width": W, "height": H})
         for line in (COCO128 / "labels" / "train2017" / f"{st.name}.txt").read_text().splitlines():
             v = np.asarray(line.split()[1:], dtype=np.float64).reshape(-1, 2) * [W, H]
-            anns.append({"id": len(anns), "image_id": k, "iscrowd": 0, "segmentation": [v.ravel().tolist()],
-                         "bbox": [0, 0, 1, 1]})
+            anns.append(
+                {
+                    "id": len(anns),
+                    "image_id": k,
+                    "iscrowd": 0,
+                    "segmentation": [v.ravel().tolist()],
+                    "bbox": [0, 0, 1, 1],
+                }
+            )
     (tmp_path / "inst.json").write_text(json.dumps({"images": images, "annotations": anns}))
     coco = read_coco_json(tmp_path / "inst.json", COCO128 / "images" / "train2017")
     assert [s.name for s in coco] == [s.name for s in stills[:2]]
@@ -82,7 +89,9 @@ def test_template_is_the_inference_crop(stills):
         rng_free = sp.sample(i)
         # recover which instance: the one whose inference crop matches
         hits = [
-            inst for st in stills for inst in st.instances
+            inst
+            for st in stills
+            for inst in st.instances
             if np.array_equal(crop_patch(st.image, crop_window(inst.box)), rng_free.template)
         ]
         assert len(hits) == 1
@@ -111,10 +120,14 @@ def test_validation_sequences_are_held_out_of_training(tmp_path):
     from alpharefine_sdk.training.config import TrainConfig
     from alpharefine_sdk.training.data import build_sampler
 
-    cfg = TrainConfig.from_dict({
-        "sources": [{"kind": "video", "root": str(need(SHARED / "train")), "include": ["bear", "dog", "Biker"], "limit": 4}],
-        "validation": {"root": str(SHARED / "train"), "sequences": ["dog"]},
-    })
+    cfg = TrainConfig.from_dict(
+        {
+            "sources": [
+                {"kind": "video", "root": str(need(SHARED / "train")), "include": ["bear", "dog", "Biker"], "limit": 4}
+            ],
+            "validation": {"root": str(SHARED / "train"), "sequences": ["dog"]},
+        }
+    )
     sampler, counts = build_sampler(cfg)
     names = {v.name for _, items, _ in sampler.sources for v in items}
     assert names == {"bear", "Biker"}

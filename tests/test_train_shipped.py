@@ -1,18 +1,19 @@
 """The model trained here and shipped in the package: loads by name, is small, documents itself,
 and refines jittered boxes on a held-out sequence better than leaving them alone."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from conftest import DATA, need
 
 from alpharefine_sdk.weights.resolve import PACKAGE_MODELS
 
-from conftest import DATA, need
-
 SHIPPED = sorted(
-    p for p in PACKAGE_MODELS.glob("*")
+    p
+    for p in PACKAGE_MODELS.glob("*")
     if (p / "config.json").is_file() and json.loads((p / "config.json").read_text()).get("architecture") == "mnv2_cm"
 )
 

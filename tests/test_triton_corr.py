@@ -4,6 +4,7 @@ this process), an ahead-of-time compile of the kernel for sm_90 (no GPU needed),
 
 Tolerances (max abs error / max abs of the fp32 reference): fp32 1e-5, fp16 5e-3, bf16 3e-2.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import randomize_batchnorm
 from torch import nn
 
 from alpharefine_sdk.backends import triton_corr as tc
 from alpharefine_sdk.nn.correlation import pixelwise_correlation
 from alpharefine_sdk.nn.fusion import CorrelationNeck
-
-from conftest import randomize_batchnorm
 
 TOL = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 3e-2}
 HAS_TRITON = tc.triton_available()
@@ -206,8 +206,17 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
     from triton.compiler import ASTSource
 
     _, fn = tc._kernel()
-    consts = dict(DEPTH=3, BLOCK_P=64, BLOCK_C=128, BLOCK_K=64, BLOCK_O1=128, BLOCK_O2=128, BLOCK_O3=64,
-                  PREC="ieee", DOT_F32=False)
+    consts = dict(
+        DEPTH=3,
+        BLOCK_P=64,
+        BLOCK_C=128,
+        BLOCK_K=64,
+        BLOCK_O1=128,
+        BLOCK_O2=128,
+        BLOCK_O3=64,
+        PREC="ieee",
+        DOT_F32=False,
+    )
     sig = {}
     for name in fn.arg_names:
         if name in consts:
@@ -238,8 +247,9 @@ def test_cuda_kernel_matches_reference(dtype, batch):
     neck = _random_neck(2)
     f = tc.fold_post_corr(neck.post_corr)
     k, s = torch.randn(batch, 256, 8, 8), torch.randn(batch, 256, 16, 16)
-    ref = tc.reference_fused_correlation(k.double(), s.double(), [w.double() for w in f.weights],
-                                         [b.double() for b in f.biases])
+    ref = tc.reference_fused_correlation(
+        k.double(), s.double(), [w.double() for w in f.weights], [b.double() for b in f.biases]
+    )
     kc, sc = k.cuda().to(dtype), s.cuda().to(dtype).contiguous(memory_format=torch.channels_last)
     out = tc.fused_correlation(kc, sc, [w.cuda().to(dtype) for w in f.weights], [b.cuda() for b in f.biases])
     torch.cuda.synchronize()

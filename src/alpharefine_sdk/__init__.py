@@ -2,6 +2,7 @@
 
 Importing the package is cheap: torch, OpenCV and the optional runtimes load on first use.
 """
+
 from __future__ import annotations
 
 from ._optional import lazy_getattr

@@ -1,4 +1,5 @@
 """Lazy imports of optional dependencies with errors that name the extra to install."""
+
 from __future__ import annotations
 
 import importlib

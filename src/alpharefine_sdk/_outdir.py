@@ -1,5 +1,6 @@
 """One rule for every folder this library writes (model folders, ONNX exports): never overwrite
 a folder that holds someone else's files, and replace our own only when asked."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Box and frame validation, conversions and clipping. Boxes are ``(x, y, w, h)``, top-left origin."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence, Tuple
@@ -55,7 +56,11 @@ def as_frame(frame: Any, name: str = "frame") -> np.ndarray:
     if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] != 3):
         raise ValueError(
             f"{name} must be H x W x 3 (or H x W grayscale); got shape {frame.shape}"
-            + (" - drop the alpha channel first, e.g. frame[..., :3]" if frame.ndim == 3 and frame.shape[2] == 4 else "")
+            + (
+                " - drop the alpha channel first, e.g. frame[..., :3]"
+                if frame.ndim == 3 and frame.shape[2] == 4
+                else ""
+            )
         )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {frame.shape})")

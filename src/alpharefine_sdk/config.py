@@ -1,4 +1,5 @@
 """Model configuration: which architecture, and the preprocessing contract its weights expect."""
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ are within the refiner's own noise (a near-perfect base box is then kept as it i
 
     refiner = Refiner.from_pretrained(..., gate=Gate())     # or refiner.gate = Gate(min_iou=0.6)
 """
+
 from __future__ import annotations
 
 import math
@@ -84,9 +85,7 @@ def gate_from_config(config: Any) -> "Gate | None":
     if spec is None:
         return None
     if not isinstance(spec, dict) or not set(spec) <= {"min_iou", "area_ratio", "max_iou"}:
-        raise ValueError(
-            f"config.json extra.gate must be an object with min_iou, area_ratio and max_iou; got {spec!r}"
-        )
+        raise ValueError(f"config.json extra.gate must be an object with min_iou, area_ratio and max_iou; got {spec!r}")
     return Gate(**spec)
 
 

@@ -1,4 +1,5 @@
 """``Refiner``: initialise on the first frame, then refine a base tracker's box on later frames."""
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Tuple
@@ -64,7 +65,9 @@ class Refiner:
         engine = make_engine(backend, net, config, device=device, precision=precision, **backend_options)
         if isinstance(gate, str):
             if gate != "auto":
-                raise ValueError(f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}")
+                raise ValueError(
+                    f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}"
+                )
             from .gate import gate_from_config
 
             gate = gate_from_config(config)
@@ -115,7 +118,9 @@ class Refiner:
         return getattr(self.engine, "net", None)
 
     # ------------------------------------------------------------------ preparation
-    def _prepare(self, frame: Any, box: Any, image_format: Optional[str]) -> Tuple[np.ndarray, np.ndarray, CropWindow, np.ndarray]:
+    def _prepare(
+        self, frame: Any, box: Any, image_format: Optional[str]
+    ) -> Tuple[np.ndarray, np.ndarray, CropWindow, np.ndarray]:
         fmt = check_image_format(image_format or self.image_format)
         frame = as_frame(frame)
         b = as_box(box)
@@ -153,13 +158,23 @@ class Refiner:
         probability map (same backbone pass).
         """
         if self._kernel is None:
-            raise RuntimeError("refine() called before initialize(frame, box): initialize the refiner on the first frame")
+            raise RuntimeError(
+                "refine() called before initialize(frame, box): initialize the refiner on the first frame"
+            )
         frame, b, win, crop = self._prepare(frame, box, image_format)
         corners, masks = self.engine.search(crop[None], self._kernel, with_mask=mask)
         return self._result(corners[0], None if masks is None else masks[0], b, win, frame.shape[:2], clip, min_size)
 
-    def _result(self, corners: np.ndarray, mask_crop: Optional[np.ndarray], b: np.ndarray, win: CropWindow,
-                hw: Tuple[int, int], clip: bool, min_size: float) -> RefineResult:
+    def _result(
+        self,
+        corners: np.ndarray,
+        mask_crop: Optional[np.ndarray],
+        b: np.ndarray,
+        win: CropWindow,
+        hw: Tuple[int, int],
+        clip: bool,
+        min_size: float,
+    ) -> RefineResult:
         if not np.isfinite(corners).all():
             raise RuntimeError("the network produced non-finite corners; the weights are likely corrupt")
         out = box_from_corners(corners, win)

@@ -1,4 +1,5 @@
 """Result types."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

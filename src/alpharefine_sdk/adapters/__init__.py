@@ -3,6 +3,7 @@
 One adapter per host protocol (see ``docs/adapters.md``); ``RefinedTracker`` picks the right one.
 Host libraries (OpenCV, got10k) are imported only when used; pysot and pytracking never are.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ Each host kind lives in its own module and subclasses :class:`RefinedTracker`;
 ``RefinedTracker(base, ...)`` itself detects the kind (see :mod:`.detect`) and returns an instance
 of the matching adapter, so ``isinstance(t, RefinedTracker)`` holds for all of them.
 """
+
 from __future__ import annotations
 
 import os
@@ -139,7 +140,9 @@ class RefinedTracker:
             )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base={type(self.base).__name__}, write_back={self.write_back!r}, mask={self.mask})"
+        return (
+            f"{type(self).__name__}(base={type(self.base).__name__}, write_back={self.write_back!r}, mask={self.mask})"
+        )
 
     # ------------------------------------------------------------------ shared steps
     def _start(self, frame: Any, box: Any) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Any callable ``fn(frame) -> box``: the most general base (a detector, a custom tracker, ...)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable

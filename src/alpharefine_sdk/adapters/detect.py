@@ -1,4 +1,5 @@
 """Which adapter fits a base tracker: detected from its protocol, or named with ``kind=``."""
+
 from __future__ import annotations
 
 import inspect
@@ -33,7 +34,11 @@ def is_opencv_tracker(obj: Any) -> bool:
     cv2 = sys.modules.get("cv2")
     if cv2 is None:
         return False
-    classes = tuple(c for c in (getattr(cv2, "Tracker", None), getattr(getattr(cv2, "legacy", None), "Tracker", None)) if isinstance(c, type))
+    classes = tuple(
+        c
+        for c in (getattr(cv2, "Tracker", None), getattr(getattr(cv2, "legacy", None), "Tracker", None))
+        if isinstance(c, type)
+    )
     return bool(classes) and isinstance(obj, classes)
 
 
@@ -53,9 +58,7 @@ def _is_zero_arg(fn: Any) -> bool:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return False
-    return all(
-        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()
-    )
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values())
 
 
 def normalize_kind(kind: str) -> str:

@@ -4,6 +4,7 @@ The adapter is itself a ``got10k.trackers.Tracker`` (so ``experiment.run(tracker
 ``tracker.track(img_files, box)`` work); the class is built on first use so that importing
 :mod:`alpharefine_sdk.adapters` does not import got10k (and matplotlib).
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional

@@ -4,6 +4,7 @@ OpenCV has no state setter, so write-back means ``init`` again on the refined bo
 instance for MIL, CSRT and Nano (verified safe), on a fresh instance from a factory for every other
 class (re-initialising KCF crashes OpenCV; legacy trackers refuse a second ``init``).
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..boxes import as_box, as_frame, clip_box, round_box_for_opencv
 from .base import RefinedTracker, usable
-from .detect import is_opencv_factory, is_opencv_tracker, _is_zero_arg
+from .detect import _is_zero_arg, is_opencv_factory, is_opencv_tracker
 from .opencv_trackers import (
     NEEDS_MODEL_FILES,
     OPENCV_TRACKERS,

@@ -4,6 +4,7 @@ OpenCV is not a hard dependency: ``pip install "alpharefine-sdk[opencv]"`` (main
 Vit, DaSiamRPN) or ``"alpharefine-sdk[contrib]"`` (adds CSRT, KCF and ``cv2.legacy``). Keep only one
 OpenCV wheel installed: they all provide the same ``cv2`` module.
 """
+
 from __future__ import annotations
 
 import functools

@@ -2,6 +2,7 @@
 
 pysot is not installable from the package index; this adapter only duck-types it and never imports it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -54,7 +55,9 @@ class PysotAdapter(RefinedTracker):
         f = frame_array(img)
         outputs = self.base.track(img)
         if not isinstance(outputs, dict) or "bbox" not in outputs:
-            raise TypeError(f"{type(self.base).__name__}.track(img) must return a dict with 'bbox' (pysot); got {outputs!r}")
+            raise TypeError(
+                f"{type(self.base).__name__}.track(img) must return a dict with 'bbox' (pysot); got {outputs!r}"
+            )
         result = dict(outputs)
         result["bbox_base"] = outputs["bbox"]
         if not usable(outputs["bbox"], f.shape[:2]):

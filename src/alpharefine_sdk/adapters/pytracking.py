@@ -2,6 +2,7 @@
 
 pytracking is not installable from the package index; this adapter only duck-types it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional

@@ -1,4 +1,5 @@
 """STARK / OSTrack / MixFormer-style trackers: pytracking's method names, state ``[x, y, w, h]``."""
+
 from __future__ import annotations
 
 from typing import Any, Optional

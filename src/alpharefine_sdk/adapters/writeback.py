@@ -4,6 +4,7 @@ One small function per state layout. Each keeps the container type the tracker u
 torch tensor with its dtype and device, list or float), so the tracker's next frame sees the same
 kinds of values it wrote itself.
 """
+
 from __future__ import annotations
 
 import math

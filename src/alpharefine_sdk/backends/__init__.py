@@ -4,6 +4,7 @@ Every engine offers ``template(crops) -> kernels``, ``concat(kernels) -> kernels
 ``search(crops, kernels, with_mask) -> (corners [B,4] float32, masks [B,S,S] float32 | None)``,
 with crops ``[B, S, S, 3]`` uint8 RGB numpy arrays.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -11,7 +12,9 @@ from typing import Any, Optional
 BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
-def make_engine(backend: str, net: Any, config: Any, *, device: Optional[str] = None, precision: str = "fp32", **options: Any) -> Any:
+def make_engine(
+    backend: str, net: Any, config: Any, *, device: Optional[str] = None, precision: str = "fp32", **options: Any
+) -> Any:
     """Build the engine named ``backend`` for ``net`` (a loaded :class:`~alpharefine_sdk.nn.arnet.RefinerNet`)."""
     if backend == "torch":
         from .torch_engine import TorchEngine

@@ -4,6 +4,7 @@ The engines feed the graphs exactly what the torch engine feeds the network (the
 float32 crops) and turn the graphs' corner logits into coordinates with the network's own
 float32 soft-argmax, so crop maths, normalisation and coordinate maths exist once.
 """
+
 from __future__ import annotations
 
 import os

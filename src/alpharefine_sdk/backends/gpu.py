@@ -9,6 +9,7 @@ static buffer and is copied again only when it changes (a new ``initialize`` or 
 The default :class:`~alpharefine_sdk.backends.torch_engine.TorchEngine` stays exact fp32; see
 ``docs/gpu.md`` for tolerances.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,8 +47,13 @@ def register_bn_pairs(cls: Type[nn.Module], pairs: Sequence[Tuple[str, str]]) ->
 
 
 def _fold_pair(conv: nn.Module, bn: nn.Module) -> bool:
-    if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.num_features == conv.out_channels
-            and bn.track_running_stats and bn.running_var is not None):
+    if not (
+        isinstance(conv, nn.Conv2d)
+        and isinstance(bn, nn.BatchNorm2d)
+        and bn.num_features == conv.out_channels
+        and bn.track_running_stats
+        and bn.running_var is not None
+    ):
         return False
     w, b = fold_conv_bn(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(), bn)
     conv.weight = nn.Parameter(w, requires_grad=False)
@@ -85,8 +91,13 @@ class DeviceNormalizer(nn.Module):
     runs channels-last).
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype = torch.float32,
-                 channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = True,
+    ) -> None:
         super().__init__()
         lut = torch.from_numpy(normalization_table(mean, std).reshape(-1).copy())
         self.register_buffer("lut", lut.to(dtype), persistent=False)
@@ -174,8 +185,11 @@ class FastTorchEngine:
         self.normalize = DeviceNormalizer(pre.mean, pre.std, self.dtype, opts.channels_last).to(self.device)
         self._step: Callable[..., Tuple[Tensor, Optional[Tensor]]] = self._forward
         if opts.compile:
-            self._step = torch.compile(self._forward, mode="reduce-overhead" if self.device.type == "cuda"
-                                       and not opts.cuda_graph else "default", dynamic=False)
+            self._step = torch.compile(
+                self._forward,
+                mode="reduce-overhead" if self.device.type == "cuda" and not opts.cuda_graph else "default",
+                dynamic=False,
+            )
         self._graphs: Dict[Tuple[int, bool], _Graph] = {}
         self._inputs: Dict[int, _Inputs] = {}
         self._pool: Any = None
@@ -240,7 +254,9 @@ class FastTorchEngine:
             inputs.kernel_src = None
             return inputs.kernel
 
-    def search(self, crops: np.ndarray, kernels: Tensor, with_mask: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def search(
+        self, crops: np.ndarray, kernels: Tensor, with_mask: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """Corners ``[B, 4]`` float32 and masks ``[B, S, S]`` float32 (or ``None``), as numpy."""
         crops = _check_crops(crops, self.size)
         if kernels.shape[0] != crops.shape[0]:
@@ -271,8 +287,11 @@ class FastTorchEngine:
         inputs = self._inputs.get(n)
         if inputs is None:
             shape = (n, self.size, self.size, 3)
-            inputs = _Inputs(torch.zeros(shape, dtype=torch.uint8, device=self.device),
-                             torch.zeros_like(self.adopt(kernels)), torch.empty(shape, dtype=torch.uint8, pin_memory=True))
+            inputs = _Inputs(
+                torch.zeros(shape, dtype=torch.uint8, device=self.device),
+                torch.zeros_like(self.adopt(kernels)),
+                torch.empty(shape, dtype=torch.uint8, pin_memory=True),
+            )
             self._inputs[n] = inputs
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
@@ -287,7 +306,9 @@ class FastTorchEngine:
             with torch.cuda.graph(graph, pool=self._pool):
                 corners, mask = self._step(inputs.u8, inputs.kernel, with_mask)
         host_mask = torch.empty(mask.shape, dtype=torch.float32, pin_memory=True) if mask is not None else None
-        return _Graph(graph, inputs, corners, mask, torch.empty(corners.shape, dtype=torch.float32, pin_memory=True), host_mask)
+        return _Graph(
+            graph, inputs, corners, mask, torch.empty(corners.shape, dtype=torch.float32, pin_memory=True), host_mask
+        )
 
     def _replay(self, g: _Graph, crops: np.ndarray, kernels: Tensor) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         stream = torch.cuda.current_stream(self.device)
@@ -312,8 +333,14 @@ def _check_crops(crops: Any, size: int) -> np.ndarray:
 
 
 def optimize(
-    refiner: Any, *, precision: str = "fp16", channels_last: bool = True, fold_bn: bool = True,
-    fused_correlation: bool = True, cuda_graph: bool = True, compile: bool = False,
+    refiner: Any,
+    *,
+    precision: str = "fp16",
+    channels_last: bool = True,
+    fold_bn: bool = True,
+    fused_correlation: bool = True,
+    cuda_graph: bool = True,
+    compile: bool = False,
 ) -> Any:
     """Swap ``refiner``'s engine for a :class:`FastTorchEngine`; returns the same refiner.
 
@@ -328,15 +355,22 @@ def optimize(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
-    for name, value in (("channels_last", channels_last), ("fold_bn", fold_bn), ("fused_correlation", fused_correlation),
-                        ("cuda_graph", cuda_graph), ("compile", compile)):
+    for name, value in (
+        ("channels_last", channels_last),
+        ("fold_bn", fold_bn),
+        ("fused_correlation", fused_correlation),
+        ("cuda_graph", cuda_graph),
+        ("compile", compile),
+    ):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be True or False; got {value!r}")
     engine = getattr(refiner, "engine", None)
     net = getattr(engine, "base_net", None) or getattr(engine, "net", None)
     if not isinstance(net, RefinerNet):
-        raise ValueError(f"optimize() needs the torch backend; this refiner runs on "
-                         f"{getattr(engine, 'name', type(engine).__name__)!r}: build it with backend='torch'")
+        raise ValueError(
+            f"optimize() needs the torch backend; this refiner runs on "
+            f"{getattr(engine, 'name', type(engine).__name__)!r}: build it with backend='torch'"
+        )
     opts = FastOptions(precision, channels_last, fold_bn, fused_correlation, cuda_graph, compile)
     fast = FastTorchEngine(net, refiner.config, device=engine.device, options=opts)
     if refiner.is_initialized:

@@ -14,6 +14,7 @@ graph, so one file serves every sequence. ``S`` is static (256); the batch axis 
 ``corners`` are crop pixels ``(x_tl, y_tl, x_br, y_br)``; ``scores`` are the corner logits the
 soft-argmax turns into them (engines redo that step in float32 when the graph runs in bf16).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -90,11 +91,28 @@ def _export_graph(module: nn.Module, args: Tuple[Tensor, ...], path: Path, input
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         try:  # the TorchScript exporter: fast and needs no extra packages
-            torch.onnx.export(module, args, str(path), input_names=list(inputs), output_names=list(outputs),
-                              dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                input_names=list(inputs),
+                output_names=list(outputs),
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
         except TypeError:  # torch without the ``dynamo`` switch
-            torch.onnx.export(module, args, str(path), input_names=list(inputs), output_names=list(outputs),
-                              dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True)
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                input_names=list(inputs),
+                output_names=list(outputs),
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                do_constant_folding=True,
+            )
 
 
 def check_opset(opset: Any) -> int:
@@ -104,8 +122,15 @@ def check_opset(opset: Any) -> int:
     return opset
 
 
-def export_graphs(net: RefinerNet, config: ModelConfig, out_dir: PathLike, *, with_mask: bool = True,
-                  opset: int = DEFAULT_OPSET, overwrite: bool = False) -> Path:
+def export_graphs(
+    net: RefinerNet,
+    config: ModelConfig,
+    out_dir: PathLike,
+    *,
+    with_mask: bool = True,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+) -> Path:
     """Write the graphs, ``config.json`` and ``export.json`` for ``net`` to ``out_dir``."""
     require("onnx")
     check_opset(opset)
@@ -124,11 +149,19 @@ def export_graphs(net: RefinerNet, config: ModelConfig, out_dir: PathLike, *, wi
         images = torch.zeros(1, 3, S, S, device=p.device)
         with torch.no_grad():
             kernel = net.template_kernel(images)
-        _export_graph(TemplateGraph(net).eval(), (images,), out / GRAPH_FILES["template"], ["images"], ["kernel"], opset)
+        _export_graph(
+            TemplateGraph(net).eval(), (images,), out / GRAPH_FILES["template"], ["images"], ["kernel"], opset
+        )
         variants = ["box", "mask"] if with_mask else ["box"]
         for v in variants:
-            _export_graph(SearchGraph(net, v == "mask").eval(), (images, kernel), out / GRAPH_FILES[v],
-                          ["images", "kernel"], graph_names(v == "mask"), opset)
+            _export_graph(
+                SearchGraph(net, v == "mask").eval(),
+                (images, kernel),
+                out / GRAPH_FILES[v],
+                ["images", "kernel"],
+                graph_names(v == "mask"),
+                opset,
+            )
     finally:
         for m, training in modes.items():
             m.training = training
@@ -156,8 +189,12 @@ def export_graphs(net: RefinerNet, config: ModelConfig, out_dir: PathLike, *, wi
 def _prepare_dir(out: Path, overwrite: bool) -> Path:
     from .._outdir import check_output_dir
 
-    present = check_output_dir(out, {*GRAPH_FILES.values(), MANIFEST, CONFIG}, overwrite,
-                               "pass overwrite=True (--overwrite) to replace an earlier export")
+    present = check_output_dir(
+        out,
+        {*GRAPH_FILES.values(), MANIFEST, CONFIG},
+        overwrite,
+        "pass overwrite=True (--overwrite) to replace an earlier export",
+    )
     for n in present:
         (out / n).unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -177,7 +214,11 @@ def read_manifest(onnx_dir: PathLike, config: ModelConfig, net: Optional[nn.Modu
         m = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{f} is not valid JSON ({e}); re-export the model") from None
-    if m.get("format") != FORMAT or not isinstance(m.get("format_version"), int) or m["format_version"] > FORMAT_VERSION:
+    if (
+        m.get("format") != FORMAT
+        or not isinstance(m.get("format_version"), int)
+        or m["format_version"] > FORMAT_VERSION
+    ):
         raise ValueError(f"{f} is not an alpharefine-sdk ONNX export this version reads; re-export the model")
     if m.get("architecture") != config.architecture or m.get("input_size") != config.preprocessing.input_size:
         raise ValueError(
@@ -228,8 +269,15 @@ def verify_export(out_dir: PathLike, net: RefinerNet, config: ModelConfig, *, se
     return err
 
 
-def export_onnx(refiner: Any, out_dir: PathLike, *, with_mask: bool = False, opset: int = DEFAULT_OPSET,
-                overwrite: bool = False, verify: bool = True) -> Path:
+def export_onnx(
+    refiner: Any,
+    out_dir: PathLike,
+    *,
+    with_mask: bool = False,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+    verify: bool = True,
+) -> Path:
     """Export ``refiner``'s network to ``out_dir`` (see the module docstring for the layout).
 
     ``with_mask`` adds the box + mask search graph; ``verify`` checks the graphs against the

@@ -1,8 +1,9 @@
 """ONNX Runtime engine: the exported template and search graphs on the CPU execution provider."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -64,7 +65,9 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
         return self._search_graph(with_mask).run(C.graph_names(with_mask), {"images": x, "kernel": k})
 
-    def search(self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def search(
+        self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         outs = self.search_outputs(crops, kernels, with_mask)
         corners = C.corners_from_scores(outs[0], self.stride)
         return corners, (outs[2] if with_mask else None)

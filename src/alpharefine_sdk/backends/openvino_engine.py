@@ -1,4 +1,5 @@
 """OpenVINO engine: the exported graphs compiled for the CPU plugin, fp32 or bf16."""
+
 from __future__ import annotations
 
 import threading
@@ -56,7 +57,9 @@ class OpenVinoEngine(C.ExportedGraphEngine):
         try:
             return list(self.core.get_property(self.device_name, "OPTIMIZATION_CAPABILITIES"))
         except Exception as e:  # an unknown device name surfaces here
-            raise ValueError(f"OpenVINO device {self.device_name!r} is not available ({e}); use device_name='CPU'") from None
+            raise ValueError(
+                f"OpenVINO device {self.device_name!r} is not available ({e}); use device_name='CPU'"
+            ) from None
 
     def _load_graph(self, variant: str, path: Path) -> Any:
         """Compile one graph; the infer request is what the engine keeps per variant."""
@@ -82,7 +85,9 @@ class OpenVinoEngine(C.ExportedGraphEngine):
     def concat(self, kernels: Sequence[np.ndarray]) -> np.ndarray:
         return C.concat_kernels(kernels)
 
-    def search(self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def search(
+        self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         x = C.network_input(crops, self.config)
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
         req = self._search_graph(with_mask)

@@ -1,8 +1,9 @@
 """The reference engine: eager PyTorch, exact fp32 by default."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,7 +27,9 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, net: RefinerNet, config: ModelConfig, *, device: Optional[str] = None, precision: str = "fp32") -> None:
+    def __init__(
+        self, net: RefinerNet, config: ModelConfig, *, device: Optional[str] = None, precision: str = "fp32"
+    ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
         self.device = default_device(device)
@@ -62,7 +65,9 @@ class TorchEngine:
     def concat(self, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
         return kernels[0] if len(kernels) == 1 else torch.cat(list(kernels), dim=0)
 
-    def search(self, crops: np.ndarray, kernels: torch.Tensor, with_mask: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def search(
+        self, crops: np.ndarray, kernels: torch.Tensor, with_mask: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         with torch.inference_mode(), self._autocast():
             corners, mask = self.net.search(self._inputs(crops), kernels, with_mask)
         corners_np = corners.float().cpu().numpy()

@@ -15,6 +15,7 @@ activation.
 Triton is imported lazily, on the first kernel launch. Under ``TRITON_INTERPRET=1`` (set before
 ``triton`` is imported) the kernel also runs on CPU tensors, slowly: that is how CI checks its logic.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,9 +65,14 @@ def fold_post_corr(post_corr: nn.Sequential) -> FoldedLayers:
     ws, bs = [], []
     for i in range(0, len(mods), 3):
         conv, bn, act = mods[i : i + 3]
-        if not (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1
-                and isinstance(bn, nn.BatchNorm2d) and isinstance(act, nn.ReLU)):
-            raise ValueError(f"post_corr[{i}:{i + 3}] is not a 1x1 Conv2d, BatchNorm2d, ReLU triple: {mods[i:i + 3]}")
+        if not (
+            isinstance(conv, nn.Conv2d)
+            and conv.kernel_size == (1, 1)
+            and conv.groups == 1
+            and isinstance(bn, nn.BatchNorm2d)
+            and isinstance(act, nn.ReLU)
+        ):
+            raise ValueError(f"post_corr[{i}:{i + 3}] is not a 1x1 Conv2d, BatchNorm2d, ReLU triple: {mods[i : i + 3]}")
         w, b = fold_conv_bn(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(), bn)
         ws.append(w[:, :, 0, 0].contiguous())
         bs.append(b.contiguous())
@@ -74,7 +80,9 @@ def fold_post_corr(post_corr: nn.Sequential) -> FoldedLayers:
 
 
 # --------------------------------------------------------------------------- reference
-def reference_fused_correlation(kernel: Tensor, search: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
+def reference_fused_correlation(
+    kernel: Tensor, search: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]
+) -> Tensor:
     """Torch reference: correlation, then ``relu(W x + b)`` per layer. ``[B, C, kh, kw]`` x ``[B, C, H, W]`` -> ``[B, O, H, W]``."""
     x = pixelwise_correlation(kernel, search)
     for w, b in zip(weights, biases):
@@ -109,12 +117,23 @@ def _kernel() -> Any:
     globals()["tl"] = tl
 
     @triton.jit
-    def dense_relu(x, w_ptr, b_ptr, n_in, n_out, BLOCK_IN: tl.constexpr, BLOCK_OUT: tl.constexpr, PREC: tl.constexpr,
-                   DOT_F32: tl.constexpr):
+    def dense_relu(
+        x,
+        w_ptr,
+        b_ptr,
+        n_in,
+        n_out,
+        BLOCK_IN: tl.constexpr,
+        BLOCK_OUT: tl.constexpr,
+        PREC: tl.constexpr,
+        DOT_F32: tl.constexpr,
+    ):
         # relu(x @ W^T + b) with W [n_out, n_in] row-major; padded rows/cols are zero.
         ri = tl.arange(0, BLOCK_IN)
         ro = tl.arange(0, BLOCK_OUT)
-        wt = tl.load(w_ptr + ro[None, :] * n_in + ri[:, None], mask=(ri[:, None] < n_in) & (ro[None, :] < n_out), other=0.0)
+        wt = tl.load(
+            w_ptr + ro[None, :] * n_in + ri[:, None], mask=(ri[:, None] < n_in) & (ro[None, :] < n_out), other=0.0
+        )
         if DOT_F32:
             y = tl.dot(x.to(tl.float32), wt.to(tl.float32), input_precision=PREC)
         else:
@@ -134,11 +153,41 @@ def _kernel() -> Any:
 
     @triton.jit
     def fused_corr_kernel(
-        s_ptr, k_ptr, o_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr,
-        C, P, W, K, O1, O2, O3,
-        s_sb, s_sc, s_sh, s_sw, k_sb, k_sc, k_sk, o_sb, o_sc, o_sh, o_sw,
-        DEPTH: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
-        BLOCK_O1: tl.constexpr, BLOCK_O2: tl.constexpr, BLOCK_O3: tl.constexpr, PREC: tl.constexpr,
+        s_ptr,
+        k_ptr,
+        o_ptr,
+        w1_ptr,
+        b1_ptr,
+        w2_ptr,
+        b2_ptr,
+        w3_ptr,
+        b3_ptr,
+        C,
+        P,
+        W,
+        K,
+        O1,
+        O2,
+        O3,
+        s_sb,
+        s_sc,
+        s_sh,
+        s_sw,
+        k_sb,
+        k_sc,
+        k_sk,
+        o_sb,
+        o_sc,
+        o_sh,
+        o_sw,
+        DEPTH: tl.constexpr,
+        BLOCK_P: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        BLOCK_O1: tl.constexpr,
+        BLOCK_O2: tl.constexpr,
+        BLOCK_O3: tl.constexpr,
+        PREC: tl.constexpr,
         DOT_F32: tl.constexpr,
     ):
         b = tl.program_id(0)
@@ -181,16 +230,24 @@ def _block(n: int) -> int:
 
 
 def triton_fused_correlation(
-    kernel: Tensor, search: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], *,
-    out: Optional[Tensor] = None, allow_tf32: bool = False, block_p: int = 64,
+    kernel: Tensor,
+    search: Tensor,
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    *,
+    out: Optional[Tensor] = None,
+    allow_tf32: bool = False,
+    block_p: int = 64,
 ) -> Tensor:
     """The Triton kernel (1 to 3 fused layers). ``out`` may be given (any strides, e.g. channels-last)."""
     depth = len(weights)
     if not 1 <= depth <= 3:
         raise ValueError(f"the Triton kernel fuses 1 to 3 layers; got {depth}")
     if not (search.is_cuda or interpreter_enabled()):
-        raise ValueError("the Triton kernel needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is imported); "
-                         "use impl='torch' on CPU")
+        raise ValueError(
+            "the Triton kernel needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is imported); "
+            "use impl='torch' on CPU"
+        )
     triton, fn = _kernel()
     b, c, h, w = search.shape
     k = kernel.reshape(b, c, -1)  # a view for contiguous and channels-last kernels
@@ -198,8 +255,12 @@ def triton_fused_correlation(
     outs = [wt.shape[0] for wt in weights]
     if out is None:  # same memory format as the search map, so the next layers need no copy
         cl = search.is_contiguous(memory_format=torch.channels_last) and not search.is_contiguous()
-        out = torch.empty((b, outs[-1], h, w), device=search.device, dtype=search.dtype,
-                          memory_format=torch.channels_last if cl else torch.contiguous_format)
+        out = torch.empty(
+            (b, outs[-1], h, w),
+            device=search.device,
+            dtype=search.dtype,
+            memory_format=torch.channels_last if cl else torch.contiguous_format,
+        )
     ws = [wt.to(search.dtype).contiguous() for wt in weights]
     bs = [bi.contiguous() for bi in biases]
     ws += [ws[-1]] * (3 - depth)
@@ -212,11 +273,33 @@ def triton_fused_correlation(
     block_c = 64 if search.dtype == torch.float32 else 128
     grid = (b, triton.cdiv(h * w, block_p))
     fn[grid](
-        search, k, out, ws[0], bs[0], ws[1], bs[1], ws[2], bs[2],
-        c, h * w, w, n_k, pad[0], pad[1], pad[2],
-        *search.stride(), *k.stride(), *out.stride(),
-        DEPTH=depth, BLOCK_P=block_p, BLOCK_C=min(block_c, _block(c)), BLOCK_K=_block(n_k),
-        BLOCK_O1=_block(pad[0]), BLOCK_O2=_block(pad[1]), BLOCK_O3=_block(pad[2]), PREC=prec,
+        search,
+        k,
+        out,
+        ws[0],
+        bs[0],
+        ws[1],
+        bs[1],
+        ws[2],
+        bs[2],
+        c,
+        h * w,
+        w,
+        n_k,
+        pad[0],
+        pad[1],
+        pad[2],
+        *search.stride(),
+        *k.stride(),
+        *out.stride(),
+        DEPTH=depth,
+        BLOCK_P=block_p,
+        BLOCK_C=min(block_c, _block(c)),
+        BLOCK_K=_block(n_k),
+        BLOCK_O1=_block(pad[0]),
+        BLOCK_O2=_block(pad[1]),
+        BLOCK_O3=_block(pad[2]),
+        PREC=prec,
         DOT_F32=dot_f32,
     )
     return out
@@ -228,26 +311,40 @@ _TRITON_BROKEN: List[str] = []
 
 def _check(kernel: Tensor, search: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> None:
     if kernel.dim() != 4 or search.dim() != 4:
-        raise ValueError(f"kernel must be [B, C, kh, kw] and search [B, C, H, W]; got kernel {tuple(kernel.shape)}, "
-                         f"search {tuple(search.shape)}")
+        raise ValueError(
+            f"kernel must be [B, C, kh, kw] and search [B, C, H, W]; got kernel {tuple(kernel.shape)}, "
+            f"search {tuple(search.shape)}"
+        )
     if kernel.shape[:2] != search.shape[:2]:
-        raise ValueError(f"kernel {tuple(kernel.shape)} and search {tuple(search.shape)} must agree in batch and channels")
+        raise ValueError(
+            f"kernel {tuple(kernel.shape)} and search {tuple(search.shape)} must agree in batch and channels"
+        )
     if kernel.device != search.device or kernel.dtype != search.dtype:
-        raise ValueError(f"kernel ({kernel.dtype}, {kernel.device}) and search ({search.dtype}, {search.device}) "
-                         "must share dtype and device")
+        raise ValueError(
+            f"kernel ({kernel.dtype}, {kernel.device}) and search ({search.dtype}, {search.device}) "
+            "must share dtype and device"
+        )
     if not weights or len(weights) != len(biases):
         raise ValueError("weights and biases must be non-empty lists of equal length (one pair per fused layer)")
     n_in = kernel.shape[2] * kernel.shape[3]
     for i, (wt, bi) in enumerate(zip(weights, biases)):
         if wt.dim() != 2 or wt.shape[1] != n_in or bi.shape != (wt.shape[0],):
-            raise ValueError(f"weights[{i}] must be [out, {n_in}] with biases[{i}] [out]; "
-                             f"got {tuple(wt.shape)} and {tuple(bi.shape)}")
+            raise ValueError(
+                f"weights[{i}] must be [out, {n_in}] with biases[{i}] [out]; "
+                f"got {tuple(wt.shape)} and {tuple(bi.shape)}"
+            )
         n_in = wt.shape[0]
 
 
 def fused_correlation(
-    kernel: Tensor, search: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], *,
-    impl: str = "auto", out: Optional[Tensor] = None, allow_tf32: bool = False,
+    kernel: Tensor,
+    search: Tensor,
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    *,
+    impl: str = "auto",
+    out: Optional[Tensor] = None,
+    allow_tf32: bool = False,
 ) -> Tensor:
     """Correlation of per-target template kernels with search features, then fused 1x1 layers.
 

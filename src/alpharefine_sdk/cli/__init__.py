@@ -1,5 +1,6 @@
 """``alpharefine-sdk`` command line. Each sub-command lives in its own module with
 ``add_parser(subparsers)``; heavy imports happen inside the command, not here."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,12 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__
 
-    parser = argparse.ArgumentParser(prog="alpharefine-sdk", description="Alpha-Refine box and mask refinement for trackers.")
+    parser = argparse.ArgumentParser(
+        prog="alpharefine-sdk", description="Alpha-Refine box and mask refinement for trackers."
+    )
     parser.add_argument("--version", action="version", version=f"alpharefine-sdk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         try:
             mod = importlib.import_module(f".{module}", __name__)
         except ModuleNotFoundError as e:

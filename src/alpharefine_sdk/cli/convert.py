@@ -1,4 +1,5 @@
 """``alpharefine-sdk convert IN OUT_DIR [--push-to-hub REPO_ID] [--overwrite]``."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("source", metavar="IN", help="original *.pth.tar, model folder, model.safetensors or Hub repo id")
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write (must be empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier save in OUT_DIR (never other files)")
-    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload OUT_DIR to this Hub repo ('org/name')")
+    p.add_argument(
+        "--push-to-hub", metavar="REPO_ID", default=None, help="also upload OUT_DIR to this Hub repo ('org/name')"
+    )
     p.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
     p.add_argument("--private", action="store_true", default=None, help="create the Hub repo as private")
     p.add_argument("--token", default=None, help="Hub token with write access (default: HF_TOKEN or the saved login)")
-    p.add_argument("--commit-message", default="Upload alpharefine-sdk model (converted)", help="commit message for --push-to-hub")
+    p.add_argument(
+        "--commit-message", default="Upload alpharefine-sdk model (converted)", help="commit message for --push-to-hub"
+    )
     p.set_defaults(func=run)
     return p
 
@@ -47,13 +52,19 @@ def run(args: argparse.Namespace) -> int:
 
     model = SimpleNamespace(net=net, config=config)  # what save_pretrained reads from a Refiner
     out = save_pretrained(model, out_dir, overwrite=args.overwrite, repo_id=args.push_to_hub)
-    print(f"converted {args.source} (architecture {config.architecture}, {sum(p.numel() for p in net.parameters()):,} parameters)")
+    print(
+        f"converted {args.source} (architecture {config.architecture}, {sum(p.numel() for p in net.parameters()):,} parameters)"
+    )
     for name in ("model.safetensors", "config.json", "README.md"):
         f = out / name
         print(f"wrote {f}  {_size(f.stat().st_size)}  sha256 {_sha256(f)}")
     if args.push_to_hub:
         info = upload_model_folder(
-            out, args.push_to_hub, revision=args.revision, private=args.private, token=args.token,
+            out,
+            args.push_to_hub,
+            revision=args.revision,
+            private=args.private,
+            token=args.token,
             commit_message=args.commit_message,
         )
         print(f"pushed to {args.push_to_hub} (revision {args.revision or 'main'}): commit {getattr(info, 'oid', info)}")

@@ -1,6 +1,7 @@
 """``alpharefine-sdk eval DATASET_DIR --tracker csrt [--tracker mil ...] --compare``: base trackers with
 and without Alpha-Refine over every sequence; prints the table, writes ``results.json``, per-frame box
 files and success/precision plots (see ``docs/evaluation.md``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,27 +16,59 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "mIoU, J, fps and refine time.",
     )
     p.add_argument("dataset", help="dataset folder (searched recursively) or one sequence folder")
-    p.add_argument("--tracker", "-t", action="append", default=None, metavar="NAME",
-                   help="base tracker: mil, csrt, kcf, nano, vit, dasiamrpn, or module:factory (repeatable; default csrt)")
-    p.add_argument("--tracker-opt", action="append", default=[], metavar="TRACKER.KEY=VALUE",
-                   help="tracker parameter, e.g. nano.backbone=backbone.onnx nano.neckhead=neckhead.onnx (repeatable)")
-    p.add_argument("--weights", default=None, metavar="PATH_OR_REPO_ID",
-                   help="refiner weights: model folder, original *.pth.tar, model name or Hub repo id (default: packaged model)")
-    p.add_argument("--compare", action="store_true", help="also run each base tracker without refinement (the comparison)")
-    p.add_argument("--oracle", action="store_true",
-                   help="also refine the base box size centred on the ground truth (box-estimation quality alone)")
-    p.add_argument("--gate", default="auto", metavar="auto|none|default|MIN_IOU|MODULE:OBJECT",
-                   help="also run with a do-no-harm gate (adds the +AR+gate rows): 'auto' (default: the gate the model's "
-                   "config recommends, none for converted original weights), 'none', 'default' (alpharefine_sdk.gate.Gate()), "
-                   "a minimum IoU such as 0.6, or an importable object with accept(input_box, refined_box)")
-    p.add_argument("--output", "-o", default="alpharefine-eval", help="output folder (default ./alpharefine-eval); reruns resume")
-    p.add_argument("--write-back", choices=("auto", "on", "off"), default="auto",
-                   help="feed refined boxes back into the base tracker: auto (default; OpenCV trackers are not "
-                        "re-initialised, which would discard their model), on (re-init every frame, as the "
-                        "original fed pysot/pytracking states), off")
+    p.add_argument(
+        "--tracker",
+        "-t",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="base tracker: mil, csrt, kcf, nano, vit, dasiamrpn, or module:factory (repeatable; default csrt)",
+    )
+    p.add_argument(
+        "--tracker-opt",
+        action="append",
+        default=[],
+        metavar="TRACKER.KEY=VALUE",
+        help="tracker parameter, e.g. nano.backbone=backbone.onnx nano.neckhead=neckhead.onnx (repeatable)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH_OR_REPO_ID",
+        help="refiner weights: model folder, original *.pth.tar, model name or Hub repo id (default: packaged model)",
+    )
+    p.add_argument(
+        "--compare", action="store_true", help="also run each base tracker without refinement (the comparison)"
+    )
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also refine the base box size centred on the ground truth (box-estimation quality alone)",
+    )
+    p.add_argument(
+        "--gate",
+        default="auto",
+        metavar="auto|none|default|MIN_IOU|MODULE:OBJECT",
+        help="also run with a do-no-harm gate (adds the +AR+gate rows): 'auto' (default: the gate the model's "
+        "config recommends, none for converted original weights), 'none', 'default' (alpharefine_sdk.gate.Gate()), "
+        "a minimum IoU such as 0.6, or an importable object with accept(input_box, refined_box)",
+    )
+    p.add_argument(
+        "--output", "-o", default="alpharefine-eval", help="output folder (default ./alpharefine-eval); reruns resume"
+    )
+    p.add_argument(
+        "--write-back",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="feed refined boxes back into the base tracker: auto (default; OpenCV trackers are not "
+        "re-initialised, which would discard their model), on (re-init every frame, as the "
+        "original fed pysot/pytracking states), off",
+    )
     p.add_argument("--workers", "-j", type=int, default=1, help="parallel processes (same results as serial)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each sequence")
-    p.add_argument("--sequence", action="append", default=None, metavar="NAME", help="only these sequences (repeatable)")
+    p.add_argument(
+        "--sequence", action="append", default=None, metavar="NAME", help="only these sequences (repeatable)"
+    )
     p.add_argument("--seed", type=int, default=0, help="OpenCV RNG seed set before every run (MIL is randomised)")
     p.add_argument("--no-masks", action="store_true", help="skip masks and J on sequences with mask ground truth")
     p.add_argument("--no-plots", action="store_true", help="do not write success.png / precision.png")
@@ -92,20 +125,34 @@ def run(args: argparse.Namespace) -> int:
     gate = args.gate if args.gate == "auto" else (load_gate(args.gate) if args.gate and args.gate != "none" else None)
     try:
         res = evaluate(
-            args.dataset, trackers, weights=args.weights, gate=gate, compare=args.compare, oracle=args.oracle,
-            output=args.output, workers=args.workers, max_frames=args.max_frames, seed=args.seed,
-            sequences=args.sequence, tracker_options=opts, device=args.device, masks=not args.no_masks,
-            plots=not args.no_plots, progress=not args.quiet, write_back=args.write_back,
+            args.dataset,
+            trackers,
+            weights=args.weights,
+            gate=gate,
+            compare=args.compare,
+            oracle=args.oracle,
+            output=args.output,
+            workers=args.workers,
+            max_frames=args.max_frames,
+            seed=args.seed,
+            sequences=args.sequence,
+            tracker_options=opts,
+            device=args.device,
+            masks=not args.no_masks,
+            plots=not args.no_plots,
+            progress=not args.quiet,
+            write_back=args.write_back,
         )
     except ValueError as e:
         if "needs its model files" in str(e):
             raise ValueError(f"{e} (on the command line: --tracker-opt TRACKER.KEY=PATH)") from e
         raise
-    print(f"weights: {res.config['weights']}; {len(res.per_sequence)} sequences, "
-          f"{sum(v['frames'] for v in res.per_sequence.values())} frames; seed {args.seed}")
+    print(
+        f"weights: {res.config['weights']}; {len(res.per_sequence)} sequences, "
+        f"{sum(v['frames'] for v in res.per_sequence.values())} frames; seed {args.seed}"
+    )
     print(res.table())
     for line in res.comparison_lines():
         print(line)
     print(f"results: {Path(args.output) / 'results.json'} (boxes in {Path(args.output) / 'boxes'})")
     return 0
-

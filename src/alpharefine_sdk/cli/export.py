@@ -1,4 +1,5 @@
 """``alpharefine-sdk export WEIGHTS OUT --format onnx [--mask] [--opset N] [--overwrite]``."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Refiner.from_pretrained(WEIGHTS, backend='onnxruntime' or 'openvino', onnx_dir=OUT). "
         "See docs/backends.md.",
     )
-    p.add_argument("weights", metavar="WEIGHTS", help="model folder, model.safetensors, original *.pth.tar, model name or Hub repo id")
+    p.add_argument(
+        "weights",
+        metavar="WEIGHTS",
+        help="model folder, model.safetensors, original *.pth.tar, model name or Hub repo id",
+    )
     p.add_argument("out_dir", metavar="OUT", help="folder to write (must be empty unless --overwrite)")
     p.add_argument("--format", default="onnx", help="export format (only 'onnx')")
     p.add_argument("--mask", action="store_true", help="also export the box + mask search graph")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (13..20, default 17)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT (never other files)")
-    p.add_argument("--no-verify", action="store_true", help="skip the check of the graphs against PyTorch with ONNX Runtime")
+    p.add_argument(
+        "--no-verify", action="store_true", help="skip the check of the graphs against PyTorch with ONNX Runtime"
+    )
     p.set_defaults(func=run)
     return p
 

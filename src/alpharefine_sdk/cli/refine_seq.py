@@ -3,6 +3,7 @@
 Input boxes are ``--boxes FILE`` (one ``x,y,w,h`` per frame, e.g. a base tracker's output) or, by
 default, the sequence's ground truth jittered with a fixed seed as a stand-in for an imperfect tracker.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,18 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("refine", help="refine the boxes of one sequence, print boxes and time per frame")
     p.add_argument("sequence", help="sequence folder (OTB, LaSOT, GOT-10k, VOT or DAVIS layout)")
-    p.add_argument("--weights", default=None, help="model folder, original *.pth.tar, or Hub repo id (default: packaged model)")
-    p.add_argument("--boxes", default=None, help="text file of input boxes x,y,w,h per frame (default: jittered ground truth)")
-    p.add_argument("--jitter", type=float, default=0.25, help="scale/offset jitter of the ground truth (default 0.25, the training recipe)")
+    p.add_argument(
+        "--weights", default=None, help="model folder, original *.pth.tar, or Hub repo id (default: packaged model)"
+    )
+    p.add_argument(
+        "--boxes", default=None, help="text file of input boxes x,y,w,h per frame (default: jittered ground truth)"
+    )
+    p.add_argument(
+        "--jitter",
+        type=float,
+        default=0.25,
+        help="scale/offset jitter of the ground truth (default 0.25, the training recipe)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--mask", action="store_true", help="also compute the mask (same backbone pass)")
@@ -45,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     seq = load_sequence(args.sequence)
     refiner = Refiner.from_pretrained(args.weights, device=args.device)
     cfg = refiner.config
-    print(f"weights: {args.weights or 'packaged default (' + (cfg.extra.get('name') or '?') + ')'} (architecture {cfg.architecture}; {cfg.source or 'no provenance recorded'})")
+    print(
+        f"weights: {args.weights or 'packaged default (' + (cfg.extra.get('name') or '?') + ')'} (architecture {cfg.architecture}; {cfg.source or 'no provenance recorded'})"
+    )
     print(f"sequence: {seq.name} ({seq.kind}, {len(seq)} frames)")
     n = len(seq) if args.max_frames is None else min(len(seq), args.max_frames)
     rng = np.random.default_rng(args.seed)
@@ -74,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{i:5d}  {fmt(box_in):>30}  {fmt(res.box):>30}  {a:6.3f} {b:7.3f} {times[-1]:6.1f}")
     if times:
         t = np.array(times)
-        print(f"time per refine: median {np.median(t):.1f} ms, p90 {np.percentile(t, 90):.1f} ms over {len(t)} frames"
-              + (" (with mask)" if args.mask else ""))
+        print(
+            f"time per refine: median {np.median(t):.1f} ms, p90 {np.percentile(t, 90):.1f} ms over {len(t)} frames"
+            + (" (with mask)" if args.mask else "")
+        )
     if ious_in:
         print(f"mean IoU with ground truth: input {np.mean(ious_in):.3f} -> refined {np.mean(ious_out):.3f}")
     if args.output:

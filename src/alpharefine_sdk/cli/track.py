@@ -1,6 +1,7 @@
 """``alpharefine-sdk track VIDEO_OR_FRAME_FOLDER --tracker csrt --init x,y,w,h -o out.mp4``: run a base
 tracker wrapped in the refiner on a video (or a folder of frames / a sequence folder) and write a video
 with the base box, the refined box and the mask overlay, plus the boxes as text. Headless."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "are also written as text (x,y,w,h per line) beside the video.",
     )
     p.add_argument("source", help="video file, folder of frames, or a sequence folder (OTB/LaSOT/GOT-10k/VOT/DAVIS)")
-    p.add_argument("--tracker", "-t", default="csrt", help="base tracker: mil, csrt, kcf, nano, vit, dasiamrpn or module:factory")
-    p.add_argument("--tracker-opt", action="append", default=[], metavar="TRACKER.KEY=VALUE",
-                   help="tracker parameter, e.g. nano.backbone=backbone.onnx (repeatable)")
-    p.add_argument("--init", default=None, metavar="X,Y,W,H", help="box on the first frame (default: the sequence's ground truth)")
+    p.add_argument(
+        "--tracker", "-t", default="csrt", help="base tracker: mil, csrt, kcf, nano, vit, dasiamrpn or module:factory"
+    )
+    p.add_argument(
+        "--tracker-opt",
+        action="append",
+        default=[],
+        metavar="TRACKER.KEY=VALUE",
+        help="tracker parameter, e.g. nano.backbone=backbone.onnx (repeatable)",
+    )
+    p.add_argument(
+        "--init", default=None, metavar="X,Y,W,H", help="box on the first frame (default: the sequence's ground truth)"
+    )
     p.add_argument("--output", "-o", required=True, help="output video (.mp4 or .avi)")
-    p.add_argument("--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)")
+    p.add_argument(
+        "--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)"
+    )
     p.add_argument("--no-mask", action="store_true", help="do not compute or draw the mask")
-    p.add_argument("--no-write-back", action="store_true", help="refine the output only; the base tracker keeps its own box")
+    p.add_argument(
+        "--no-write-back", action="store_true", help="refine the output only; the base tracker keeps its own box"
+    )
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the video's, or 30)")
     p.add_argument("--seed", type=int, default=0, help="OpenCV RNG seed (MIL is randomised)")
@@ -44,13 +58,16 @@ def parse_box(text: str) -> Tuple[float, float, float, float]:
     except ValueError:
         vals = ()
     if len(vals) != 4 or vals[2] <= 0 or vals[3] <= 0:
-        raise ValueError(f"--init {text!r}: give the first frame's box as x,y,w,h with w, h > 0, e.g. --init 205,151,17,50")
+        raise ValueError(
+            f"--init {text!r}: give the first frame's box as x,y,w,h with w, h > 0, e.g. --init 205,151,17,50"
+        )
     return vals  # type: ignore[return-value]
 
 
 def _writer(path: str, fps: float, size: Tuple[int, int]) -> Any:
-    import cv2
     from pathlib import Path
+
+    import cv2
 
     ext = Path(path).suffix.lower()
     codecs = CODECS
@@ -70,7 +87,9 @@ def _draw_box(img: Any, box: Any, colour: Tuple[int, int, int], thickness: int) 
     if box is None or not np.isfinite(box).all():
         return
     x, y, w, h = (float(v) for v in box)
-    cv2.rectangle(img, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), colour, thickness, cv2.LINE_AA)
+    cv2.rectangle(
+        img, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), colour, thickness, cv2.LINE_AA
+    )
 
 
 def draw(frame: Any, base: Any, refined: Any, mask: Any, gt: Any = None, index: int = 0) -> Any:
@@ -112,8 +131,9 @@ def _source(path: str, init: Optional[Tuple[float, ...]]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     from pathlib import Path
+
+    import numpy as np
     from tqdm.auto import tqdm
 
     from .._optional import require
@@ -145,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     writer = None
     lost = 0
     try:
-        for i, frame in enumerate(tqdm(seq.frames("BGR", stop=n), total=n, desc="track", unit="frame", disable=args.quiet)):
+        for i, frame in enumerate(
+            tqdm(seq.frames("BGR", stop=n), total=n, desc="track", unit="frame", disable=args.quiet)
+        ):
             if writer is None:
                 writer = _writer(str(out), fps, (frame.shape[1], frame.shape[0]))
             gt = seq.gt[i] if np.isfinite(seq.gt[i]).all() else None
@@ -168,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
     stem = out.with_suffix("")
     np.savetxt(f"{stem}_base.txt", np.array(base_rows), fmt="%.4f", delimiter=",")
     np.savetxt(f"{stem}_refined.txt", np.array(refined_rows), fmt="%.4f", delimiter=",")
-    print(f"wrote {out} ({n} frames, {fps:g} fps; base box red, refined green, mask blue); "
-          f"boxes in {stem}_base.txt and {stem}_refined.txt" + (f"; base tracker lost the target on {lost} frames" if lost else ""))
+    print(
+        f"wrote {out} ({n} frames, {fps:g} fps; base box red, refined green, mask blue); "
+        f"boxes in {stem}_base.txt and {stem}_refined.txt"
+        + (f"; base tracker lost the target on {lost} frames" if lost else "")
+    )
     return 0

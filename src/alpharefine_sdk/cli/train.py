@@ -3,6 +3,7 @@
 Single process: ``alpharefine-sdk train configs/x.json``; several processes or GPUs:
 ``torchrun --nproc_per_node N -m alpharefine_sdk train configs/x.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,17 +11,26 @@ import json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train a refiner from a JSON config",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "train",
+        help="train a refiner from a JSON config",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", help="training config (JSON); relative paths in it are relative to the working directory")
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in out_dir")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
     p.add_argument("--total-samples", type=int, default=None, help="override total_samples from the config")
     p.add_argument("--out-dir", default=None, help="override out_dir from the config")
-    p.add_argument("--export-only", action="store_true",
-                   help="write out_dir/model from the last checkpoint and exit (no training)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm progress bar (default: when stderr is a terminal)")
+    p.add_argument(
+        "--export-only", action="store_true", help="write out_dir/model from the last checkpoint and exit (no training)"
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm progress bar (default: when stderr is a terminal)",
+    )
     p.set_defaults(func=run)
 
 

@@ -3,6 +3,7 @@
 Names load on first use: importing this package imports nothing heavy; ``evaluate`` brings in the
 runner (and torch/OpenCV) when called.
 """
+
 from __future__ import annotations
 
 from .._optional import lazy_getattr

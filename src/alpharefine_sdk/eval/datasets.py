@@ -11,13 +11,15 @@ Conventions (as the toolkits do):
 * GOT-10k ``absence.label`` and LaSOT ``full_occlusion.txt`` / ``out_of_view.txt`` mark absent
   frames. Absent or unknown frames have a NaN ground-truth row and are skipped by the metrics.
 """
+
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence as Seq, Union
+from typing import Any, Iterator, List, Optional, Union
+from typing import Sequence as Seq
 
 import numpy as np
 
@@ -58,7 +60,9 @@ class Sequence:
         """The first frame's box; ``ValueError`` if the target is not annotated there."""
         box = self.gt[0]
         if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"sequence {self.name!r} ({self.path}) has no valid box on frame 0; cannot initialise a tracker")
+            raise ValueError(
+                f"sequence {self.name!r} ({self.path}) has no valid box on frame 0; cannot initialise a tracker"
+            )
         return box.copy()
 
     def _check_index(self, i: int) -> int:
@@ -106,7 +110,9 @@ class Sequence:
             state = [cap, i]
         ok, img = state[0].read()
         if not ok or img is None:
-            raise FileNotFoundError(f"cannot read frame {i} of video {self.path} (the file may be shorter than {len(self)} frames)")
+            raise FileNotFoundError(
+                f"cannot read frame {i} of video {self.path} (the file may be shorter than {len(self)} frames)"
+            )
         state[1] = i + 1
         self._video = state
         return img
@@ -147,7 +153,9 @@ def _parse_values(text: str, path: Path, lineno: int) -> List[float]:
     try:
         return [float(v) for v in _SPLIT.split(text.strip()) if v != ""]
     except ValueError:
-        raise ValueError(f"{path}:{lineno}: malformed line {text.strip()!r}: expected comma- or space-separated numbers") from None
+        raise ValueError(
+            f"{path}:{lineno}: malformed line {text.strip()!r}: expected comma- or space-separated numbers"
+        ) from None
 
 
 def read_boxes(path: PathLike, allow_polygons: bool = True) -> np.ndarray:
@@ -196,7 +204,9 @@ def _read_flags(path: Path, n: int) -> np.ndarray:
         except ValueError:
             raise ValueError(f"{path}: malformed value {tok!r} at position {k + 1}: expected 0 or 1") from None
     if len(vals) != n:
-        raise ValueError(f"{path} has {len(vals)} values but the ground truth has {n} lines; one flag per frame is needed")
+        raise ValueError(
+            f"{path} has {len(vals)} values but the ground truth has {n} lines; one flag per frame is needed"
+        )
     return np.array(vals, dtype=bool)
 
 
@@ -236,8 +246,15 @@ def _fit(frames: List[Path], gt: np.ndarray, folder: Path, gt_path: Path) -> np.
     return gt
 
 
-def _finish(name: str, kind: str, frames: List[Path], gt: np.ndarray, absent: np.ndarray, masks: Optional[List[Path]],
-            path: Path) -> Sequence:
+def _finish(
+    name: str,
+    kind: str,
+    frames: List[Path],
+    gt: np.ndarray,
+    absent: np.ndarray,
+    masks: Optional[List[Path]],
+    path: Path,
+) -> Sequence:
     gt = gt.astype(np.float64, copy=True)
     absent = np.asarray(absent, dtype=bool)
     gt[absent] = np.nan
@@ -283,7 +300,7 @@ def _load_otb(p: Path, gt_file: Optional[Path] = None) -> List[Sequence]:
     out = []
     for f in files:
         gt = _fit(frames, read_boxes(f, allow_polygons=False), p / "img", f)
-        suffix = f.name[len("groundtruth_rect"):-len(".txt")]  # "" or ".1", ".2" (OTB Jogging, Skating2)
+        suffix = f.name[len("groundtruth_rect") : -len(".txt")]  # "" or ".1", ".2" (OTB Jogging, Skating2)
         out.append(_finish(p.name + suffix, "otb", frames[: len(gt)], gt, np.zeros(len(gt), bool), None, p))
     return out
 
@@ -352,7 +369,9 @@ def _load_davis_seq(img_dir: Path) -> Sequence:
     masks = [ann_dir / (f.stem + ".png") for f in frames]
     missing = [m for m in masks if not m.is_file()]
     if missing:
-        raise FileNotFoundError(f"mask {missing[0]} is missing ({len(missing)} of {len(masks)} masks missing in {ann_dir})")
+        raise FileNotFoundError(
+            f"mask {missing[0]} is missing ({len(missing)} of {len(masks)} masks missing in {ann_dir})"
+        )
     gt = np.full((len(frames), 4), np.nan)
     for k, m in enumerate(masks):
         ys, xs = np.nonzero(_read_mask(m))
@@ -405,7 +424,9 @@ def load_sequence(path: PathLike, kind: Optional[str] = None, *, init_box: Any =
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)} or None (auto-detect); got {kind!r}")
     if p.is_dir() and (p / "JPEGImages").is_dir() and (p / "Annotations").is_dir():
-        raise ValueError(f"{p} is a DAVIS root holding many sequences: use find_sequences({str(p)!r}) or pass JPEGImages/<res>/<name>")
+        raise ValueError(
+            f"{p} is a DAVIS root holding many sequences: use find_sequences({str(p)!r}) or pass JPEGImages/<res>/<name>"
+        )
     detected = detect_kind(p)
     if kind is None:
         if detected is None and p.is_dir() and _list_images(p):
@@ -422,7 +443,9 @@ def load_sequence(path: PathLike, kind: Optional[str] = None, *, init_box: Any =
         if not seqs:
             raise FileNotFoundError(f"no groundtruth_rect.txt in {p}")
         if len(seqs) > 1:
-            raise ValueError(f"{p} holds {len(seqs)} targets ({', '.join(s.name for s in seqs)}); use find_sequences to get all of them")
+            raise ValueError(
+                f"{p} holds {len(seqs)} targets ({', '.join(s.name for s in seqs)}); use find_sequences to get all of them"
+            )
         return seqs[0]
     loaders = {"lasot": _load_lasot, "got10k": _load_got10k, "vot": _load_vot, "davis": _load_davis_seq}
     if kind in loaders:

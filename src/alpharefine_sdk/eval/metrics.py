@@ -19,6 +19,7 @@ them as failures too unless ``exclude_invalid_frames``). See ``docs/evaluation.m
 * fps: timed frames / total time (frame 0, the initialisation, is not timed). got10k averages the
   per-frame speeds ``mean(1 / t)`` instead, which a few very fast frames (e.g. a lost target) dominate.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Iterable, Optional, Sequence, Tuple
@@ -26,9 +27,20 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = [
-    "rect_iou", "iou_pixel", "center_error", "normalized_center_error", "success_curve", "precision_curve",
-    "normalized_precision_curve", "sequence_metrics", "summarize", "mask_iou", "paired_bootstrap_ci",
-    "IOU_THRESHOLDS", "PIXEL_THRESHOLDS", "NORM_THRESHOLDS",
+    "rect_iou",
+    "iou_pixel",
+    "center_error",
+    "normalized_center_error",
+    "success_curve",
+    "precision_curve",
+    "normalized_precision_curve",
+    "sequence_metrics",
+    "summarize",
+    "mask_iou",
+    "paired_bootstrap_ci",
+    "IOU_THRESHOLDS",
+    "PIXEL_THRESHOLDS",
+    "NORM_THRESHOLDS",
 ]
 
 IOU_THRESHOLDS = np.linspace(0.0, 1.0, 21)
@@ -225,7 +237,9 @@ def paired_bootstrap_ci(
     interval at ``level`` and the fraction of resamples with a difference <= 0."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
-        raise ValueError(f"a and b must be equal-length 1-D sequences of per-sequence scores; got {x.shape} and {y.shape}")
+        raise ValueError(
+            f"a and b must be equal-length 1-D sequences of per-sequence scores; got {x.shape} and {y.shape}"
+        )
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level}")
     d = y - x

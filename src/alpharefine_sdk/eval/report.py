@@ -1,4 +1,5 @@
 """Turn run records into metrics, the comparison table, ``results.json`` and plots."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,8 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence as Seq
+from typing import Any, Dict, List, Mapping, Optional
+from typing import Sequence as Seq
 
 import numpy as np
 
@@ -59,9 +61,13 @@ class EvalResults:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         if markdown:
             lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
-            lines.insert(1, "|" + "|".join("-" * (w + 1) + ":" if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|")
+            lines.insert(
+                1, "|" + "|".join("-" * (w + 1) + ":" if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|"
+            )
             return "\n".join(lines)
-        return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
+        return "\n".join(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows
+        )
 
     def comparison_lines(self) -> List[str]:
         out = []
@@ -70,8 +76,10 @@ class EvalResults:
             for k in ("auc", "miou"):
                 c = d.get(k)
                 if c:
-                    parts.append(f"{k.upper() if k == 'auc' else 'mIoU'} {100 * c['mean']:+.1f} "
-                                 f"(95% CI {100 * c['low']:+.1f} .. {100 * c['high']:+.1f})")
+                    parts.append(
+                        f"{k.upper() if k == 'auc' else 'mIoU'} {100 * c['mean']:+.1f} "
+                        f"(95% CI {100 * c['low']:+.1f} .. {100 * c['high']:+.1f})"
+                    )
             out.append(f"{pair}: " + ", ".join(parts) + f" over {d['sequences']} sequences")
         return out
 
@@ -159,7 +167,9 @@ def build_results(records: Seq[Mapping[str, Any]], seqs: Seq[Sequence], cfg: Map
     return EvalResults(config, variants, summary, per_seq, comparisons)
 
 
-def _comparisons(variants: List[str], per_var: Mapping[str, List[Dict[str, Any]]], trackers: Seq[str]) -> Dict[str, Any]:
+def _comparisons(
+    variants: List[str], per_var: Mapping[str, List[Dict[str, Any]]], trackers: Seq[str]
+) -> Dict[str, Any]:
     from .trackers import label
 
     out: Dict[str, Any] = {}

@@ -9,13 +9,15 @@ Variants per base tracker ``T`` (labels in the table and ``results.json``):
   ground-truth centre, before and after refinement (the paper's Table-1 idea: localisation is
   perfect, so only box estimation is measured; nothing is written back).
 """
+
 from __future__ import annotations
 
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence as Seq, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Sequence as Seq
 
 import numpy as np
 
@@ -62,7 +64,11 @@ def _fingerprint(cfg: Mapping[str, Any], tracker: str, seq: Sequence, n: int) ->
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, np.ndarray):
-        return [None if (isinstance(x, float) and not np.isfinite(x)) else x for x in v.tolist()] if v.ndim == 1 else v.tolist()
+        return (
+            [None if (isinstance(x, float) and not np.isfinite(x)) else x for x in v.tolist()]
+            if v.ndim == 1
+            else v.tolist()
+        )
     if isinstance(v, dict):
         return {k: _jsonable(x) for k, x in v.items()}
     if isinstance(v, (np.floating, np.integer)):
@@ -104,7 +110,14 @@ def run_task(seq: Sequence, tracker: str, cfg: Mapping[str, Any], output: Option
         g.gate = gate
         variants[f"{lab}+AR+gate"] = run_refined(seq, n, factory, g, cfg["seed"], with_mask, wb)
     h, w = seq.frame(0).shape[:2]
-    rec = {"fingerprint": fp, "sequence": seq.name, "tracker": lab, "frames": n, "image_size": [w, h], "variants": variants}
+    rec = {
+        "fingerprint": fp,
+        "sequence": seq.name,
+        "tracker": lab,
+        "frames": n,
+        "image_size": [w, h],
+        "variants": variants,
+    }
     if path is not None:
         _write_run(path, rec)
     return rec
@@ -163,10 +176,14 @@ def _sequences(data: Any, names: Optional[Seq[str]]) -> List[Sequence]:
     else:
         seqs = list(data)
         if not all(isinstance(s, Sequence) for s in seqs):
-            raise TypeError("data must be a dataset folder, a sequence folder, a Sequence or a list of Sequence objects")
+            raise TypeError(
+                "data must be a dataset folder, a sequence folder, a Sequence or a list of Sequence objects"
+            )
     seqs = subset(seqs, names)
     if not seqs:
-        raise ValueError(f"no sequences found in {data}; expected OTB, LaSOT, GOT-10k, VOT or DAVIS layouts (see docs/evaluation.md)")
+        raise ValueError(
+            f"no sequences found in {data}; expected OTB, LaSOT, GOT-10k, VOT or DAVIS layouts (see docs/evaluation.md)"
+        )
     return seqs
 
 
@@ -233,14 +250,23 @@ def evaluate(
         wlabel = f"packaged default ({DEFAULT_MODEL})"
     if isinstance(gate, str):
         if gate != "auto":
-            raise ValueError(f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}")
+            raise ValueError(
+                f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}"
+            )
         if refiner is None:
             refiner = _load_refiner(weights, device)
         gate = refiner.gate  # the gate the model's config.json recommends (None when it names none)
     cfg = {
-        "trackers": trackers, "tracker_options": opts, "weights": wlabel,
-        "gate": _describe(gate), "compare": bool(compare), "oracle": bool(oracle),
-        "seed": int(seed), "max_frames": max_frames, "masks": bool(masks), "write_back": write_back,
+        "trackers": trackers,
+        "tracker_options": opts,
+        "weights": wlabel,
+        "gate": _describe(gate),
+        "compare": bool(compare),
+        "oracle": bool(oracle),
+        "seed": int(seed),
+        "max_frames": max_frames,
+        "masks": bool(masks),
+        "write_back": write_back,
     }
     out = str(output) if output is not None else None
     tasks = [(s, t, cfg, out) for t in trackers for s in seqs]
@@ -256,8 +282,15 @@ def evaluate(
     return results
 
 
-def _run_all(tasks: List[Tuple[Any, ...]], workers: int, refiner: Any, weights: Any, gate: Any, device: Optional[str],
-             progress: bool) -> List[Dict[str, Any]]:
+def _run_all(
+    tasks: List[Tuple[Any, ...]],
+    workers: int,
+    refiner: Any,
+    weights: Any,
+    gate: Any,
+    device: Optional[str],
+    progress: bool,
+) -> List[Dict[str, Any]]:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(tasks), desc="eval", unit="run", disable=not progress)
@@ -275,8 +308,10 @@ def _run_all(tasks: List[Tuple[Any, ...]], workers: int, refiner: Any, weights: 
         threads = max(1, (os.cpu_count() or 1) // workers)
         ship = refiner if weights is None or not isinstance(weights, (str, os.PathLike)) else None
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=mp.get_context("spawn"),
-            initializer=_init_worker, initargs=(weights, ship, gate, device, threads),
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(weights, ship, gate, device, threads),
         ) as pool:
             records = []
             for rec in pool.map(_task_in_worker, tasks):

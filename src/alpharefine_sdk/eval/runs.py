@@ -6,6 +6,7 @@ exactly, in any order, serial or in parallel.
 When the base tracker reports a failure (``ok=False`` or a box with no area on the image) the
 previous output box is recorded for that frame.
 """
+
 from __future__ import annotations
 
 import sys
@@ -91,7 +92,9 @@ def oracle_input(gt: np.ndarray, tracked: np.ndarray) -> np.ndarray:
     return np.array([cx - tracked[2] / 2, cy - tracked[3] / 2, tracked[2], tracked[3]])
 
 
-def run_base(seq: Sequence, n: int, factory: Callable[[], Any], seed: int, oracle_refiner: Any = None) -> Dict[str, Dict[str, Any]]:
+def run_base(
+    seq: Sequence, n: int, factory: Callable[[], Any], seed: int, oracle_refiner: Any = None
+) -> Dict[str, Dict[str, Any]]:
     """Plain base tracker; with ``oracle_refiner`` also refine the oracle input on every frame."""
     seed_everything(seed)
     tracker = factory()
@@ -120,12 +123,23 @@ def run_base(seq: Sequence, n: int, factory: Callable[[], Any], seed: int, oracl
     if timed is not None:  # times: the tracker's, plus the refiner's for the refined oracle row
         refine_s = np.array([0.0] + [ms / 1000.0 for ms in timed.times_ms])
         out["oracle_in"] = {"boxes": np.array(o_in), "times": np.array(times)}
-        out["oracle"] = {"boxes": np.array(o_out), "times": np.array(times) + refine_s, "refine_ms": np.array(timed.times_ms)}
+        out["oracle"] = {
+            "boxes": np.array(o_out),
+            "times": np.array(times) + refine_s,
+            "refine_ms": np.array(timed.times_ms),
+        }
     return out
 
 
-def run_refined(seq: Sequence, n: int, factory: Callable[[], Any], refiner: Any, seed: int, with_mask: bool,
-                write_back: Any = "auto") -> Dict[str, Any]:
+def run_refined(
+    seq: Sequence,
+    n: int,
+    factory: Callable[[], Any],
+    refiner: Any,
+    seed: int,
+    with_mask: bool,
+    write_back: Any = "auto",
+) -> Dict[str, Any]:
     """Base tracker wrapped in :class:`~alpharefine_sdk.RefinedTracker` (``write_back`` as given)."""
     from ..adapters import RefinedTracker
 

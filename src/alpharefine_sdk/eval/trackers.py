@@ -1,6 +1,7 @@
 """Base trackers for the evaluation by name: the OpenCV ones (built by the adapters' factory) or any
 importable ``module:factory`` that returns an OpenCV-protocol tracker (``init(frame_bgr, box)``,
 ``update(frame_bgr) -> (ok, box)``)."""
+
 from __future__ import annotations
 
 import importlib
@@ -60,10 +61,14 @@ def parse_options(items: Iterable[str], trackers: Iterable[str]) -> Dict[str, Di
     for item in items:
         m = re.fullmatch(r"([^=.]+(?::[^=]+)?)\.([A-Za-z_]\w*)=(.*)", item)
         if m is None:
-            raise ValueError(f"--tracker-opt {item!r}: write it as TRACKER.KEY=VALUE, e.g. nano.backbone=path/backbone.onnx")
+            raise ValueError(
+                f"--tracker-opt {item!r}: write it as TRACKER.KEY=VALUE, e.g. nano.backbone=path/backbone.onnx"
+            )
         name, key, value = m.groups()
         if name not in names:
-            raise ValueError(f"--tracker-opt {item!r}: {name!r} is not one of the --tracker values ({', '.join(trackers)})")
+            raise ValueError(
+                f"--tracker-opt {item!r}: {name!r} is not one of the --tracker values ({', '.join(trackers)})"
+            )
         out[names[name]][key] = _convert(value)
     return out
 

@@ -6,6 +6,7 @@ rounded half-to-even, the right/bottom padding drops the last frame column/row w
 reaches the edge, the resize is OpenCV's fixed-point bilinear, and boxes map back from the
 unrounded origin ``x - (f-1)/2*w``.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@
 channel, so a 256-entry lookup table per channel gives bit-identical results at a fraction of the
 cost. The same table serves on GPU (one uint8 upload per crop).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -5,11 +5,11 @@ A refiner net has two entry points:
 ``search(images, kernel, with_mask)`` -> corners (and the crop-space mask).
 Everything else (crops, boxes, masks in the frame) lives outside the network.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from .fusion import CorrelationNeck, central_cells

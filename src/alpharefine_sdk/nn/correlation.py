@@ -3,6 +3,7 @@
 ``pixelwise_correlation`` is the reference; a fused GPU kernel (``backends/triton_corr.py``)
 replaces it on CUDA in the optimised path.
 """
+
 from __future__ import annotations
 
 from torch import Tensor

@@ -1,8 +1,9 @@
 """Fusion neck: template kernel extraction, pixel-wise correlation, post-correlation block and
 squeeze-excitation channel attention."""
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 from torch import Tensor, nn

@@ -1,4 +1,5 @@
 """Prediction heads: the corner head with soft-argmax and the coarse-to-fine mask head."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -55,7 +56,9 @@ class CornerHead(nn.Module):
 
 
 def _double_conv(in_ch: int, mid: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, mid, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(mid, out, 3, 1, 1), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_ch, mid, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(mid, out, 3, 1, 1), nn.ReLU(inplace=True)
+    )
 
 
 class MaskHead(nn.Module):

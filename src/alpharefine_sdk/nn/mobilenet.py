@@ -6,12 +6,12 @@ the same grid as the original's ResNet-34 layer3. The light mask head is fed by 
 stride 8). Keys match ``torchvision.models.mobilenet_v2().features`` so ImageNet weights in that
 layout load with a plain prefix rename (see :func:`load_imagenet_features`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, Iterable, Sequence, Union
 
-import torch
 from torch import Tensor, nn
 
 from .arnet import RefinerNet, register_architecture
@@ -106,7 +106,9 @@ def load_imagenet_features(trunk: MobileNetV2Trunk, path: Union[str, Path]) -> i
     own = trunk.state_dict()
     missing = [k for k in own if k not in src]
     if missing:
-        raise ValueError(f"{path} lacks {len(missing)} MobileNetV2 keys (e.g. {missing[:3]}); is it torchvision's layout?")
+        raise ValueError(
+            f"{path} lacks {len(missing)} MobileNetV2 keys (e.g. {missing[:3]}); is it torchvision's layout?"
+        )
     new = {}
     for k, v in own.items():
         w = src[k]

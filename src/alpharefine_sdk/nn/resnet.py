@@ -3,11 +3,11 @@
 Only the stages the refiner uses are built: layer4 and the classifier never run at inference, so
 they are left out and the checkpoint loader drops exactly those keys.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
 
-import torch
 from torch import Tensor, nn
 
 
@@ -23,9 +23,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.downsample = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)

@@ -1,5 +1,6 @@
 """Training Alpha-Refine-style refiners (the ``[train]`` extra): sources, pair sampling, loss,
 the trainer loop with resume and DDP. Entry points: :func:`train` and ``alpharefine-sdk train``."""
+
 from __future__ import annotations
 
 from typing import Any

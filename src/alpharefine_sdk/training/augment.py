@@ -1,4 +1,5 @@
 """Box jitter, photometric changes and copy-paste compositing for training pairs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Model card (README.md) written beside a trained model."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -18,7 +19,7 @@ def model_card(cfg: TrainConfig, info: Dict[str, Any], counts: Dict[str, int], h
         f"# {cfg.name}",
         "",
         f"Alpha-Refine-style box/mask refiner, architecture `{cfg.architecture}`, trained with "
-        "`alpharefine-sdk train`. Load with `Refiner.from_pretrained(\"<this folder>\")`.",
+        '`alpharefine-sdk train`. Load with `Refiner.from_pretrained("<this folder>")`.',
         "",
         "## Training",
         "",

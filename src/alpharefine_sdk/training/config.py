@@ -1,4 +1,5 @@
 """Training configuration (a JSON file). Relative paths are relative to the working directory."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """From a config to batches: decoded sources (the in-memory sample cache), the pair sampler and a
 background thread that prepares batches ahead of the training step."""
+
 from __future__ import annotations
 
 import queue
@@ -20,8 +21,11 @@ def load_source_items(src: SourceConfig, max_side: int, exclude: Sequence[str] =
     """Decode one configured source into memory (frames/images as RGB uint8)."""
     if src.format == "video":
         return read_videos(
-            src.root, include=src.include, exclude=list(src.exclude) + list(exclude),
-            max_side=max_side, frame_limit=src.limit,
+            src.root,
+            include=src.include,
+            exclude=list(src.exclude) + list(exclude),
+            max_side=max_side,
+            frame_limit=src.limit,
         )
     if src.format == "yolo":
         return read_yolo(src.root, max_side=max_side, limit=src.limit)
@@ -57,8 +61,12 @@ def build_validation(val: ValidationConfig, max_side: int) -> Optional[Batch]:
     if missing:
         raise ValueError(f"validation sequences not found under {val.root}: {missing}")
     sampler = PairSampler(
-        [("video", videos, 1.0)], seed=val.seed, jitter=((1.0, Jitter(0.25, 0.25)),),
-        grayscale_p=0.0, flip_p=0.0, brightness_range=(1.0, 1.0),
+        [("video", videos, 1.0)],
+        seed=val.seed,
+        jitter=((1.0, Jitter(0.25, 0.25)),),
+        grayscale_p=0.0,
+        flip_p=0.0,
+        brightness_range=(1.0, 1.0),
     )
     return collate([sampler.sample(i) for i in range(val.samples)])
 
@@ -81,7 +89,9 @@ class BatchStream:
     global batch exactly as one process would draw it.
     """
 
-    def __init__(self, sampler: PairSampler, first: int, size: int, stride: int, offset: int = 0, prefetch: int = 6) -> None:
+    def __init__(
+        self, sampler: PairSampler, first: int, size: int, stride: int, offset: int = 0, prefetch: int = 6
+    ) -> None:
         self.sampler, self.size, self.stride, self.offset = sampler, size, stride, offset
         self.next_start = first
         self._q: "queue.Queue" = queue.Queue(maxsize=max(1, prefetch))

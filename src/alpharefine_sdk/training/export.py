@@ -1,4 +1,5 @@
 """Turn a training checkpoint into a model folder without training (``train CONFIG --export-only``)."""
+
 from __future__ import annotations
 
 from pathlib import Path

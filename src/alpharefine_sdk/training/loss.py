@@ -6,11 +6,11 @@ Adam is invariant to the overall factor). The mask term is the per-sample mean B
 zero for box-only samples, averaged over the whole batch, so splitting a batch over processes
 gives the same gradient.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Tuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

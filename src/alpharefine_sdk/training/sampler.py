@@ -9,6 +9,7 @@ Kinds of pair:
 
 Crops go through the inference code (``geometry.crop``), masks through the same ``crop_patch``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ class PairSampler:
         self.factor, self.S = factor, out_size
         self.grayscale_p, self.flip_p, self.brightness_range = grayscale_p, flip_p, brightness_range
         self._paste_objects = {i: self._objects(items) for i, (k, items, _) in enumerate(self.sources) if k == "paste"}
-        for i, objs in self._paste_objects.items():
+        for objs in self._paste_objects.values():
             if not objs:
                 raise ValueError("a 'paste' source needs instances with masks (YOLO-seg / COCO polygons / DAVIS)")
         self.backgrounds = backgrounds if backgrounds is not None else self._all_images()
@@ -154,8 +155,13 @@ class PairSampler:
         size_range = (0.12, 0.45)
         t_img, t_mask = paste(bg_t, obj, om, rng, size_range=size_range)
         s_img, s_mask = paste(
-            bg_s, obj, om, rng, size_range=size_range,
-            scale=float(np.exp(rng.standard_normal() * 0.2)), aspect=float(np.exp(rng.standard_normal() * 0.15)),
+            bg_s,
+            obj,
+            om,
+            rng,
+            size_range=size_range,
+            scale=float(np.exp(rng.standard_normal() * 0.2)),
+            aspect=float(np.exp(rng.standard_normal() * 0.15)),
         )
         from .sources import mask_box
 

@@ -6,6 +6,7 @@ Every source yields *items*: a still image with its instances, or a video with p
 (and masks). Frames are stored RGB uint8 (optionally downscaled so the long side is at most
 ``max_side``; boxes and masks are scaled with them) so sampling never decodes a JPEG.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The training loop: model set-up, Adam with a halving schedule, mixed precision, DDP,
 periodic validation, checkpoints that resume exactly, and the exported model folder."""
+
 from __future__ import annotations
 
 import contextlib
@@ -50,7 +51,9 @@ def set_train_mode(net: RefinerNet, cfg: TrainConfig) -> None:
     net.train()
     trunk = net.feature_extractor
     for m in trunk.modules():
-        if isinstance(m, nn.BatchNorm2d) and (cfg.backbone_bn == "eval" or not any(p.requires_grad for p in m.parameters())):
+        if isinstance(m, nn.BatchNorm2d) and (
+            cfg.backbone_bn == "eval" or not any(p.requires_grad for p in m.parameters())
+        ):
             m.eval()
     if cfg.freeze_bn:
         for m in net.modules():
@@ -171,9 +174,7 @@ class Trainer:
         t, s, gt, mask, has = self._tensors(b)
         with _autocast(self.device, cfg.precision):
             corners, logits = self.model(t, s)
-        loss, parts = refiner_loss(
-            corners, logits, gt, mask, has, size=t.shape[-1], mask_weight=cfg.mask_weight
-        )
+        loss, parts = refiner_loss(corners, logits, gt, mask, has, size=t.shape[-1], mask_weight=cfg.mask_weight)
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -226,8 +227,12 @@ class Trainer:
                 f"sources {self.source_counts}, validation {list(cfg.validation.sequences)}"
             )
         stream = BatchStream(
-            self.sampler, self.samples, self.local_batch, cfg.batch_size,
-            offset=self.dist.rank * self.local_batch, prefetch=cfg.prefetch_batches,
+            self.sampler,
+            self.samples,
+            self.local_batch,
+            cfg.batch_size,
+            offset=self.dist.rank * self.local_batch,
+            prefetch=cfg.prefetch_batches,
         )
         bar = None
         if self.progress and self.dist.main:
@@ -247,8 +252,11 @@ class Trainer:
                     avg[k] = 0.9 * avg.get(k, val) + 0.1 * val
                 if bar is not None:
                     bar.update(cfg.batch_size)
-                    bar.set_postfix(loss=f"{avg['loss']:.4f}", px=f"{avg['corner_px']:.1f}",
-                                    sps=f"{(self.samples - s0) / max(time.time() - t0, 1e-9):.1f}")
+                    bar.set_postfix(
+                        loss=f"{avg['loss']:.4f}",
+                        px=f"{avg['corner_px']:.1f}",
+                        sps=f"{(self.samples - s0) / max(time.time() - t0, 1e-9):.1f}",
+                    )
                 if self.step % cfg.log_every_steps == 0:
                     now = time.time()
                     sps = (self.samples - s_chunk) / max(now - t_chunk, 1e-9)
@@ -275,8 +283,12 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.save(t0)
-        result: Dict[str, Any] = {"samples": self.samples, "steps": self.step, "elapsed_s": self.elapsed,
-                                  "finished": not stopped_early}
+        result: Dict[str, Any] = {
+            "samples": self.samples,
+            "steps": self.step,
+            "elapsed_s": self.elapsed,
+            "finished": not stopped_early,
+        }
         if self.dist.main:
             m = self.validate()
             if m:
@@ -286,8 +298,10 @@ class Trainer:
                 self.log("validation " + " ".join(f"{k} {v:.4f}" for k, v in m.items()))
             folder = self.export()
             result["model_dir"] = str(folder)
-            self.log(f"{'finished' if not stopped_early else 'paused'} at {self.samples} samples, "
-                     f"{self.elapsed / 60:.1f} min in all; model folder {folder}")
+            self.log(
+                f"{'finished' if not stopped_early else 'paused'} at {self.samples} samples, "
+                f"{self.elapsed / 60:.1f} min in all; model folder {folder}"
+            )
         self.dist.barrier()
         return result
 
@@ -361,8 +375,9 @@ class Trainer:
         return folder
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, max_minutes: Optional[float] = None,
-          progress: Optional[bool] = None) -> Dict[str, Any]:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, max_minutes: Optional[float] = None, progress: Optional[bool] = None
+) -> Dict[str, Any]:
     """Train ``cfg`` (single process, or one torchrun process); returns a summary dict."""
     trainer = Trainer(cfg, resume=resume, progress=progress)
     try:

@@ -7,6 +7,7 @@ A model already in the cache loads with the network down; with ``local_files_onl
 ``HF_HUB_OFFLINE=1`` nothing is sent at all. Every failure becomes one :class:`WeightsError`
 that says what to do.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,7 +74,9 @@ def hub_settings(cache_dir: Optional[PathLike] = None, local_files_only: bool = 
         else:
             cache_dir = constants.HF_HUB_CACHE
     cache = os.path.expandvars(os.path.expanduser(str(cache_dir)))
-    offline = bool(local_files_only) or env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or constants.HF_HUB_OFFLINE
+    offline = (
+        bool(local_files_only) or env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or constants.HF_HUB_OFFLINE
+    )
     return HubSettings(endpoint, cache, offline)
 
 
@@ -147,15 +150,21 @@ def _verify_cached_blob(path: Path) -> None:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     if h.hexdigest() != real.name:
-        raise WeightsError(f"the cached {path.name} does not match its sha256 {real.name} (truncated or modified on disk)")
+        raise WeightsError(
+            f"the cached {path.name} does not match its sha256 {real.name} (truncated or modified on disk)"
+        )
 
 
-def _download_error(e: Exception, repo_id: str, revision: Optional[str], filename: str, s: HubSettings, where: str) -> WeightsError:
+def _download_error(
+    e: Exception, repo_id: str, revision: Optional[str], filename: str, s: HubSettings, where: str
+) -> WeightsError:
     """One clear, actionable message per failure of ``hf_hub_download``."""
     from huggingface_hub import errors as hfe
 
     if isinstance(e, hfe.GatedRepoError):
-        return WeightsError(f"{where} is gated: accept its conditions on the Hub and pass token=... (or run `hf auth login`)")
+        return WeightsError(
+            f"{where} is gated: accept its conditions on the Hub and pass token=... (or run `hf auth login`)"
+        )
     if isinstance(e, hfe.RepositoryNotFoundError):
         local = Path(repo_id).expanduser().resolve()
         return WeightsError(
@@ -163,7 +172,9 @@ def _download_error(e: Exception, repo_id: str, revision: Optional[str], filenam
             f"token=... for a private repo, or, if you meant a local folder, it does not exist ({local})"
         )
     if isinstance(e, hfe.RevisionNotFoundError):
-        return WeightsError(f"{where}: revision {revision!r} does not exist; use a branch, tag or full commit hash of that repo")
+        return WeightsError(
+            f"{where}: revision {revision!r} does not exist; use a branch, tag or full commit hash of that repo"
+        )
     if isinstance(e, hfe.LocalEntryNotFoundError):
         if s.offline:
             return WeightsError(
@@ -198,7 +209,9 @@ def _download_error(e: Exception, repo_id: str, revision: Optional[str], filenam
 def _torch_net(refiner: Any) -> Any:
     net = getattr(refiner, "net", None)
     if net is None:
-        raise ValueError("this refiner has no torch network to save (backend is not 'torch'); load it with backend='torch'")
+        raise ValueError(
+            "this refiner has no torch network to save (backend is not 'torch'); load it with backend='torch'"
+        )
     return getattr(net, "_orig_mod", net)  # unwrap torch.compile
 
 
@@ -278,7 +291,9 @@ def _publish_settings(repo_id: str) -> HubSettings:
         raise WeightsError(f"repo_id must look like 'org/name' (letters, digits, '-', '_', '.'); got {repo_id!r}")
     s = hub_settings()
     if s.offline:
-        raise WeightsError("publishing needs the network but offline mode is on (HF_HUB_OFFLINE=1); unset it to publish")
+        raise WeightsError(
+            "publishing needs the network but offline mode is on (HF_HUB_OFFLINE=1); unset it to publish"
+        )
     return s
 
 
@@ -286,12 +301,18 @@ def _upload_error(e: Exception, target: str, create_repo: bool) -> WeightsError:
     from huggingface_hub import errors as hfe
 
     if isinstance(e, hfe.RepositoryNotFoundError):
-        hint = "create it first or pass create_repo=True" if not create_repo else "check the repo id and that your token may write to it"
+        hint = (
+            "create it first or pass create_repo=True"
+            if not create_repo
+            else "check the repo id and that your token may write to it"
+        )
         return WeightsError(f"{target} not found: {hint}")
     if isinstance(e, hfe.HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", "?")
         if status in (401, 403):
-            return WeightsError(f"{target}: not allowed to write (HTTP {status}); pass token=... with write access or run `hf auth login`")
+            return WeightsError(
+                f"{target}: not allowed to write (HTTP {status}); pass token=... with write access or run `hf auth login`"
+            )
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return WeightsError(f"{target}: upload failed with HTTP {status} ({first})")
     if isinstance(e, (OSError, ValueError)):
@@ -315,6 +336,11 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="alpharefine-push-") as tmp:
         folder = save_pretrained(refiner, Path(tmp) / "model", repo_id=repo_id)
         return upload_model_folder(
-            folder, repo_id, revision=revision, private=private, token=token,
-            commit_message=commit_message, create_repo=create_repo,
+            folder,
+            repo_id,
+            revision=revision,
+            private=private,
+            token=token,
+            commit_message=commit_message,
+            create_repo=create_repo,
         )

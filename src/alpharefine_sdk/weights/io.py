@@ -1,4 +1,5 @@
 """Our weight format (``model.safetensors`` + ``config.json``, never pickle) and local sources."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,9 +55,7 @@ def convert_original(path: PathLike) -> Tuple[RefinerNet, ModelConfig]:
     ckpt = load_original_checkpoint(path)
     fun = ckpt.constructor.get("fun_name")
     if fun and fun != "SEcm_resnet34":
-        raise WeightsError(
-            f"{path} was built by {fun!r}; only the AR34 c+m model (SEcm_resnet34) is supported"
-        )
+        raise WeightsError(f"{path} was built by {fun!r}; only the AR34 c+m model (SEcm_resnet34) is supported")
     kwds = ckpt.constructor.get("kwds") or {}
     if isinstance(kwds, dict) and kwds.get("pool_size", 8) != 8:
         raise WeightsError(f"{path}: pool_size {kwds.get('pool_size')} is not the released 8")
@@ -82,8 +81,9 @@ def save_model_folder(net: RefinerNet, config: ModelConfig, folder: PathLike, *,
     from .._outdir import check_output_dir
 
     folder = Path(folder)
-    check_output_dir(folder, {WEIGHTS_NAME, CONFIG_NAME, "README.md"}, overwrite,
-                     "pass overwrite=True to replace an earlier save")
+    check_output_dir(
+        folder, {WEIGHTS_NAME, CONFIG_NAME, "README.md"}, overwrite, "pass overwrite=True to replace an earlier save"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})

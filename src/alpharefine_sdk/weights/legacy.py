@@ -7,6 +7,7 @@ their state and do nothing, and every other global (``os.system``, ``builtins.ev
 before anything runs. Both the legacy (torch < 1.6) and the zip serialization are handled by
 ``torch.load`` with this unpickler.
 """
+
 from __future__ import annotations
 
 import collections
@@ -140,5 +141,5 @@ def load_original_checkpoint(path: Union[str, Path]) -> OriginalCheckpoint:
     for k, v in net.items():
         if not isinstance(k, str) or not isinstance(v, torch.Tensor):
             raise WeightsError(f"{path}: state dict entry {k!r} is a {type(v).__name__}, not a tensor")
-        state[k[len("module."):] if k.startswith("module.") else k] = v
+        state[k[len("module.") :] if k.startswith("module.") else k] = v
     return OriginalCheckpoint(state, ctor_info, net_type, epoch)

@@ -1,4 +1,5 @@
 """The ``README.md`` model card written next to saved weights, with the Hub's metadata block."""
+
 from __future__ import annotations
 
 import re
@@ -9,12 +10,32 @@ from ..config import ModelConfig
 
 LIBRARY_NAME = "alpharefine-sdk"
 CARD_MARKER = f"library_name: {LIBRARY_NAME}"
-TAGS = ("alpharefine-sdk", "visual-object-tracking", "bounding-box-refinement", "alpha-refine", "pytorch", "safetensors")
+TAGS = (
+    "alpharefine-sdk",
+    "visual-object-tracking",
+    "bounding-box-refinement",
+    "alpha-refine",
+    "pytorch",
+    "safetensors",
+)
 
 # Licence ids the Hub knows; anything else is written as ``license: other`` plus a ``license_name``.
 _HUB_LICENSES = {
-    "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "gpl-2.0", "gpl-3.0", "lgpl-3.0", "agpl-3.0",
-    "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc0-1.0", "openrail", "unknown",
+    "apache-2.0",
+    "mit",
+    "bsd-2-clause",
+    "bsd-3-clause",
+    "gpl-2.0",
+    "gpl-3.0",
+    "lgpl-3.0",
+    "agpl-3.0",
+    "cc-by-4.0",
+    "cc-by-sa-4.0",
+    "cc-by-nc-4.0",
+    "cc-by-nc-sa-4.0",
+    "cc0-1.0",
+    "openrail",
+    "unknown",
 }
 
 CITATION = """@inproceedings{yan2021alpha,
@@ -35,7 +56,9 @@ def hub_license(text: str) -> Dict[str, str]:
 
 
 def _yaml_scalar(v: str) -> str:
-    return v if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return (
+        v if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    )
 
 
 def metadata_block(config: ModelConfig, extra_tags: Optional[List[str]] = None) -> str:

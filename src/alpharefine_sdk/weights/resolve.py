@@ -1,4 +1,5 @@
 """Turn a ``source`` (folder, file, original checkpoint, short name or Hub repo id) into a network."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,7 +1,8 @@
 """Strict state-dict checks shared by every weight source."""
+
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -9,7 +10,9 @@ from torch import nn
 from ..errors import WeightsError
 
 
-def check_state_dict(net: nn.Module, state: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (), what: str = "weights") -> None:
+def check_state_dict(
+    net: nn.Module, state: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (), what: str = "weights"
+) -> None:
     """Raise :class:`WeightsError` listing missing, unexpected and mis-shaped keys."""
     expected = net.state_dict()
     ignore = set(ignore)
@@ -32,7 +35,9 @@ def check_state_dict(net: nn.Module, state: Mapping[str, torch.Tensor], *, ignor
         raise WeightsError(f"{what} contain NaN or inf in: " + ", ".join(bad[:10]))
 
 
-def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (), what: str = "weights") -> None:
+def load_strict(
+    net: nn.Module, state: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (), what: str = "weights"
+) -> None:
     """Check then load ``state`` into ``net`` (keys in ``ignore`` are accepted and dropped)."""
     check_state_dict(net, state, ignore=ignore, what=what)
     expected = net.state_dict()
