@@ -130,7 +130,7 @@ def tracker_eval(
                 plots=False,
                 output=out / f"{t}_seed{s}",
                 max_frames=max_frames,
-                write_back=write_back,
+                write_back={"auto": "auto", "on": True, "off": False}[write_back],
             )
             per_seed.append(res)
         results[t] = _merge_seeds(t, per_seed)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._options import WRITE_BACK, add_write_back
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,7 +17,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(OTB, LaSOT, GOT-10k, VOT, DAVIS layouts, detected per folder) and report AUC, P@20, P_norm, AO, SR, "
         "mIoU, J, fps and refine time.",
     )
-    p.add_argument("dataset", help="dataset folder (searched recursively) or one sequence folder")
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        default=None,
+        help="dataset folder (searched recursively) or one sequence folder (default: the sample sequence "
+        "data/Crossing of a source checkout)",
+    )
     p.add_argument(
         "--tracker",
         "-t",
@@ -56,14 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output", "-o", default="alpharefine-eval", help="output folder (default ./alpharefine-eval); reruns resume"
     )
-    p.add_argument(
-        "--write-back",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="feed refined boxes back into the base tracker: auto (default; OpenCV trackers are not "
-        "re-initialised, which would discard their model), on (re-init every frame, as the "
-        "original fed pysot/pytracking states), off",
-    )
+    add_write_back(p)
     p.add_argument("--workers", "-j", type=int, default=1, help="parallel processes (same results as serial)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each sequence")
     p.add_argument(
@@ -113,8 +114,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..eval.runner import evaluate
     from ..eval.trackers import parse_options
+    from ._sample import sample_sequence
 
     trackers = args.tracker or ["csrt"]
+    if args.dataset is None:
+        args.dataset = str(sample_sequence())
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1; got {args.workers}")
     if args.max_frames is not None and args.max_frames < 2:
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             masks=not args.no_masks,
             plots=not args.no_plots,
             progress=not args.quiet,
-            write_back=args.write_back,
+            write_back=WRITE_BACK[args.write_back],
         )
     except ValueError as e:
         if "needs its model files" in str(e):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Optional, Tuple
 
+from ._options import WRITE_BACK, add_write_back
+
 BASE_COLOUR = (0, 0, 255)  # BGR red: the base tracker's box
 REFINED_COLOUR = (0, 220, 0)  # green: the refined box
 MASK_COLOUR = (255, 128, 0)  # blue tint: the mask overlay
@@ -21,7 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Base box (red), refined box (green) and mask overlay (blue) drawn on every frame; the boxes "
         "are also written as text (x,y,w,h per line) beside the video.",
     )
-    p.add_argument("source", help="video file, folder of frames, or a sequence folder (OTB/LaSOT/GOT-10k/VOT/DAVIS)")
+    p.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        help="video file, folder of frames, or a sequence folder (OTB/LaSOT/GOT-10k/VOT/DAVIS; default: the "
+        "sample sequence data/Crossing of a source checkout)",
+    )
     p.add_argument(
         "--tracker", "-t", default="csrt", help="base tracker: mil, csrt, kcf, nano, vit, dasiamrpn or module:factory"
     )
@@ -35,14 +43,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--init", default=None, metavar="X,Y,W,H", help="box on the first frame (default: the sequence's ground truth)"
     )
-    p.add_argument("--output", "-o", required=True, help="output video (.mp4 or .avi)")
+    p.add_argument(
+        "--output",
+        "-o",
+        default="alpharefine-track.mp4",
+        help="output video, .mp4 or .avi (default alpharefine-track.mp4)",
+    )
     p.add_argument(
         "--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)"
     )
     p.add_argument("--no-mask", action="store_true", help="do not compute or draw the mask")
-    p.add_argument(
-        "--no-write-back", action="store_true", help="refine the output only; the base tracker keeps its own box"
-    )
+    add_write_back(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the video's, or 30)")
     p.add_argument("--seed", type=int, default=0, help="OpenCV RNG seed (MIL is randomised)")
@@ -141,8 +152,11 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.runs import seed_everything
     from ..eval.trackers import make_factory, parse_options
     from ..refiner import Refiner
+    from ._sample import sample_sequence
 
     cv2 = require("cv2")
+    if args.source is None:
+        args.source = str(sample_sequence())
     init = parse_box(args.init) if args.init else None
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1; got {args.max_frames}")
@@ -159,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
         cap.release()
     fps = fps or 30.0
     seed_everything(args.seed)
-    tracker = RefinedTracker(factory, refiner, kind="opencv", write_back=not args.no_write_back, mask=not args.no_mask)
+    tracker = RefinedTracker(
+        factory, refiner, kind="opencv", write_back=WRITE_BACK[args.write_back], mask=not args.no_mask
+    )
     out = Path(args.output)
     base_rows, refined_rows = [], []
     writer = None

@@ -206,7 +206,7 @@ def evaluate(
     masks: bool = True,
     plots: bool = True,
     progress: bool = False,
-    write_back: str = "auto",
+    write_back: Union[str, bool] = "auto",
 ) -> EvalResults:
     """Run each base tracker with and without Alpha-Refine over every sequence; return the metrics.
 
@@ -221,13 +221,13 @@ def evaluate(
     (same results as serial). ``masks``: compute masks and J on sequences with mask ground truth.
     ``plots``: write ``success.png`` / ``precision.png`` to ``output`` (needs matplotlib).
     ``write_back``: "auto" (the adapters' default: OpenCV trackers are not re-initialised on the
-    refined box), "on" (re-initialise every frame, the original's feed-back) or "off".
+    refined box), ``True`` (re-initialise every frame, the original's feed-back) or ``False``.
     Returns :class:`~alpharefine_sdk.eval.report.EvalResults` (``.summary``, ``.per_sequence``,
     ``.comparisons``, ``.table()``).
     """
     trackers = list(trackers)
-    if write_back not in ("auto", "on", "off"):
-        raise ValueError(f"write_back must be 'auto', 'on' or 'off'; got {write_back!r}")
+    if write_back != "auto" and not isinstance(write_back, bool):
+        raise ValueError(f"write_back must be 'auto', True or False; got {write_back!r}")
     if not trackers:
         raise ValueError("trackers is empty; name at least one base tracker, e.g. trackers=['csrt']")
     if len({tracker_label(t) for t in trackers}) != len(trackers):
@@ -266,7 +266,7 @@ def evaluate(
         "seed": int(seed),
         "max_frames": max_frames,
         "masks": bool(masks),
-        "write_back": write_back,
+        "write_back": write_back if write_back == "auto" else ("on" if write_back else "off"),
     }
     out = str(output) if output is not None else None
     tasks = [(s, t, cfg, out) for t in trackers for s in seqs]
