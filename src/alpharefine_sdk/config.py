@@ -14,6 +14,34 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# Valid ranges of the preprocessing values (inclusive); one place, quoted in error messages.
+SEARCH_FACTOR_RANGE = (1.0, 8.0)
+INPUT_SIZE_RANGE = (64, 512)
+MEAN_RANGE = (0.0, 1.0)
+STD_RANGE = (1e-3, 10.0)
+STRIDE = 16
+TEMPLATE_CELLS = 8
+MAX_NESTING = 32
+
+
+def _check_number(name: str, v: Any, rng: Tuple[float, float]) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not rng[0] <= float(v) <= rng[1]:
+        raise ValueError(f"{name} must be a number in [{rng[0]:g}, {rng[1]:g}]; got {v!r}")
+
+
+def _check_int(name: str, v: Any, rng: Tuple[int, int]) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not rng[0] <= v <= rng[1]:
+        raise ValueError(f"{name} must be an integer in [{rng[0]}, {rng[1]}]; got {v!r}")
+
+
+def _depth(v: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, stopping once it passes ``limit``."""
+    if limit < 0 or not isinstance(v, (dict, list)):
+        return 0
+    items = v.values() if isinstance(v, dict) else v
+    return 1 + max((_depth(x, limit - 1) for x in items), default=0)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How crops are made: ``search_factor`` x the box, resized to ``input_size``, ImageNet-normalised RGB."""
@@ -25,6 +53,24 @@ class Preprocessing:
     stride: int = 16
     template_cells: int = 8
     color: str = "RGB"
+
+    def __post_init__(self) -> None:
+        _check_number("search_factor", self.search_factor, SEARCH_FACTOR_RANGE)
+        _check_int("input_size", self.input_size, INPUT_SIZE_RANGE)
+        if self.input_size % STRIDE:
+            raise ValueError(f"input_size must be a multiple of {STRIDE}; got {self.input_size}")
+        for name, rng in (("mean", MEAN_RANGE), ("std", STD_RANGE)):
+            v = getattr(self, name)
+            if not isinstance(v, (tuple, list)) or len(v) != 3:
+                raise ValueError(f"{name} must be 3 numbers (R, G, B); got {v!r}")
+            for x in v:
+                _check_number(name, x, rng)
+            object.__setattr__(self, name, tuple(float(x) for x in v))
+        # Fixed by the networks: refused when different instead of silently ignored.
+        for name, want in (("stride", STRIDE), ("template_cells", TEMPLATE_CELLS), ("color", "RGB")):
+            got = getattr(self, name)
+            if type(got) is not type(want) or got != want:
+                raise ValueError(f"{name} must be {want!r} (fixed by the network architecture); got {got!r}")
 
 
 @dataclass(frozen=True)
@@ -48,7 +94,7 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise WeightsError("config.json must hold a JSON object")
         version = d.get("format_version")
-        if not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise WeightsError("config.json has no valid 'format_version'; is this an alpharefine-sdk model folder?")
         if version > FORMAT_VERSION:
             raise WeightsError(
@@ -57,21 +103,26 @@ class ModelConfig:
             )
         if not isinstance(d.get("architecture"), str):
             raise WeightsError("config.json has no 'architecture' name")
-        pre = dict(d.get("preprocessing") or {})
+        pre = d.get("preprocessing") or {}
+        if not isinstance(pre, dict):
+            raise WeightsError("config.json: 'preprocessing' must be a JSON object")
         try:
-            for k in ("mean", "std"):
-                if k in pre:
-                    pre[k] = tuple(float(v) for v in pre[k])
             prep = Preprocessing(**pre)
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise WeightsError(f"config.json: bad 'preprocessing' block ({e})") from None
+        extra = d.get("extra") or {}
+        if not isinstance(extra, dict):
+            raise WeightsError("config.json: 'extra' must be a JSON object")
+        for key in ("license", "source"):
+            if key in d and not isinstance(d[key], str):
+                raise WeightsError(f"config.json: '{key}' must be a string; got {type(d[key]).__name__}")
         return cls(
             architecture=d["architecture"],
             preprocessing=prep,
             format_version=version,
             license=str(d.get("license", "unknown")),
             source=str(d.get("source", "")),
-            extra=dict(d.get("extra") or {}),
+            extra=dict(extra),
         )
 
     def save(self, path: Union[str, Path]) -> None:
@@ -79,10 +130,22 @@ class ModelConfig:
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "ModelConfig":
+        """Read ``config.json``: a regular file of at most 1 MiB holding a JSON object."""
+        from ._files import MAX_CONFIG_BYTES, read_limited
+
         try:
-            d = json.loads(Path(path).read_text())
+            raw = read_limited(path, MAX_CONFIG_BYTES, "config.json", WeightsError)
         except FileNotFoundError:
             raise WeightsError(f"missing config.json: {path}") from None
+        try:
+            d = json.loads(raw.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise WeightsError(f"{path} is not valid JSON ({e})") from None
-        return cls.from_dict(d)
+        except RecursionError:
+            d = None
+        if d is None or _depth(d, MAX_NESTING) > MAX_NESTING:
+            raise WeightsError(f"{path} nests JSON deeper than {MAX_NESTING} levels; is it a config.json?")
+        try:
+            return cls.from_dict(d)
+        except WeightsError as e:
+            raise WeightsError(f"{path}: {e}".replace(f"{path}: config.json: ", f"{path}: ")) from None

@@ -7,6 +7,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
+from .._files import MAX_WEIGHTS_BYTES, check_regular_file
 from ..config import ModelConfig
 from ..errors import WeightsError
 from ..nn.arnet import RefinerNet, build_net
@@ -18,17 +19,64 @@ CONFIG_NAME = "config.json"
 PathLike = Union[str, Path]
 
 
+# safetensors dtypes a weight file may hold (the model's tensors are float; batch-norm counters int64).
+SAFETENSORS_DTYPES = ("F64", "F32", "F16", "BF16", "I64")
+MAX_HEADER_BYTES = 100 << 20
+
+
+def check_safetensors_header(path: PathLike, size: int) -> None:
+    """Check the JSON header of a safetensors file before the library maps it: a sane length, an
+    object of tensor entries with supported dtypes and offsets inside the file."""
+    import json
+
+    path = Path(path)
+    bad = f"{path} is not a readable safetensors file"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) != 8:
+                raise WeightsError(f"{bad} (shorter than its 8-byte header length); it may be truncated")
+            n = int.from_bytes(head, "little")
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise WeightsError(f"{bad} (header length {n} does not fit the {size}-byte file); it may be truncated")
+            header = json.loads(f.read(n).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        if isinstance(e, WeightsError):
+            raise
+        raise WeightsError(f"{bad} (corrupt header: {type(e).__name__}); download or convert it again") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{bad} (its header is not a JSON object)")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise WeightsError(f"{bad} (header entry {name!r} is not an object)")
+        dtype = entry.get("dtype")
+        if dtype not in SAFETENSORS_DTYPES:
+            raise WeightsError(
+                f"{path}: tensor {name!r} has dtype {dtype!r}; weights must be one of {', '.join(SAFETENSORS_DTYPES)}"
+            )
+        offs = entry.get("data_offsets")
+        if not (isinstance(offs, list) and len(offs) == 2 and all(type(o) is int for o in offs)
+                and 0 <= offs[0] <= offs[1] <= size - 8 - n):
+            raise WeightsError(f"{bad} (tensor {name!r} has data offsets {offs!r} outside the file)")
+
+
 def read_safetensors(path: PathLike) -> Dict[str, torch.Tensor]:
-    """Read a safetensors file; a truncated or corrupt file gives a :class:`WeightsError`."""
+    """Read a safetensors file; a missing, special, oversized, truncated or corrupt file gives a
+    :class:`WeightsError`."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"missing weights file: {path}")
+    try:
+        size = check_regular_file(path, MAX_WEIGHTS_BYTES, "weights file", WeightsError)
+    except FileNotFoundError:
+        raise WeightsError(f"missing weights file: {path}") from None
+    check_safetensors_header(path, size)
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, NotImplementedError) as e:
         raise WeightsError(
             f"{path} is not a readable safetensors file ({e}); it may be truncated or corrupt: "
             "download or convert it again"
@@ -96,7 +144,8 @@ def looks_like_original(path: Path) -> bool:
     if path.suffix in (".tar", ".pth", ".pt", ".ckpt"):
         return True
     try:
-        head = path.read_bytes()[:4]
+        with open(path, "rb") as f:
+            head = f.read(4)
     except OSError:
         return False
     return head[:2] == b"\x80\x02" or head == b"PK\x03\x04"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
+from .._files import MAX_WEIGHTS_BYTES, check_regular_file
 from ..config import ModelConfig
 from ..errors import WeightsError
 from ..nn.arnet import RefinerNet
@@ -48,6 +49,8 @@ def load_source(
         if not (path / CONFIG_NAME).is_file() and not (path / WEIGHTS_NAME).is_file():
             raise WeightsError(f"{path} is a folder without {WEIGHTS_NAME} and {CONFIG_NAME}; is it a model folder?")
         return load_model_folder(path)
+    if path.exists() and not path.is_file():
+        check_regular_file(path, MAX_WEIGHTS_BYTES, "weights", WeightsError)  # a pipe or device: refused
     if path.is_file():
         if path.name == CONFIG_NAME:
             return load_model_folder(path.parent)

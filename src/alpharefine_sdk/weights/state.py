@@ -10,6 +10,16 @@ from torch import nn
 from ..errors import WeightsError
 
 
+def _dtype_fits(value: torch.Tensor, want: torch.Tensor) -> bool:
+    """Floating weights may come in any float precision; anything else must match exactly
+    (a bool or int8 tensor where the model has floats is a wrong file, not a cast)."""
+    if not isinstance(value, torch.Tensor):
+        return False
+    if want.is_floating_point():
+        return value.is_floating_point()
+    return value.dtype == want.dtype
+
+
 def check_state_dict(
     net: nn.Module, state: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (), what: str = "weights"
 ) -> None:
@@ -23,9 +33,14 @@ def check_state_dict(
         for k in expected
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
+    shapes += [
+        f"{k}: file {state[k].dtype} vs model {expected[k].dtype}"
+        for k in expected
+        if k in state and not _dtype_fits(state[k], expected[k])
+    ]
     if missing or unexpected or shapes:
         parts = []
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape or dtype", shapes)):
             if items:
                 more = f" ... and {len(items) - 10} more" if len(items) > 10 else ""
                 parts.append(f"{len(items)} {title}: " + ", ".join(items[:10]) + more)
