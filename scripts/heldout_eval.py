@@ -13,7 +13,7 @@ bootstrap confidence interval over sequences:
 
 Usage (from the repository root)::
 
-    python scripts/heldout_eval.py --model src/alpharefine_sdk/models/mnv2-shared-v1 \
+    python scripts/heldout_eval.py --model models/mnv2-shared-v1 \
         --out ../runs/heldout --mil-seeds 0 1 2
 
 Writes ``results.json`` and ``table.md`` under ``--out`` and prints the table and the verdict

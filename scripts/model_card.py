@@ -2,7 +2,7 @@
 evaluation (``choose_gate.py`` and ``heldout_eval.py`` outputs).
 
     python scripts/model_card.py --model ../runs/mnv2-shared-v1/model --gate ../runs/gate/gate_grid.json \
-        --heldout ../runs/heldout --dest src/alpharefine_sdk/models/mnv2-shared-v1 --status "opt-in"
+        --heldout ../runs/heldout --dest models/mnv2-shared-v1 --status "opt-in"
 """
 
 from __future__ import annotations

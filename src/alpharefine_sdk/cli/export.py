@@ -14,8 +14,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="export the network to ONNX (template graph + search graph) for ONNX Runtime / OpenVINO",
         description="Export the refiner network as separate template and search graphs (the template kernel "
         "is an input of the search graph; static 256x256 crops, dynamic batch). Load the folder with "
-        "Refiner.from_pretrained(WEIGHTS, backend='onnxruntime' or 'openvino', onnx_dir=OUT). "
-        "See docs/backends.md.",
+        "Refiner.from_pretrained(WEIGHTS, backend='onnxruntime' or 'openvino', onnx_dir=OUT).",
     )
     p.add_argument(
         "weights",
