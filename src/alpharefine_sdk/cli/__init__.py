@@ -16,6 +16,8 @@ COMMANDS = {
     "track": "track",
     "export": "export",
     "train": "train",
+    "vot": "vot",
+    "demo": "demo",
 }
 
 
