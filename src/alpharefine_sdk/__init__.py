@@ -14,6 +14,8 @@ __all__ = [
     "RefineResult",
     "RefinedTracker",
     "refine_many",
+    "Gate",
+    "list_models",
     "WeightsError",
     "MissingDependencyError",
 ]
@@ -23,6 +25,8 @@ _LAZY = {
     "refine_many": ("refiner", "refine_many"),
     "RefineResult": ("types", "RefineResult"),
     "RefinedTracker": ("adapters", "RefinedTracker"),
+    "Gate": ("gate", "Gate"),
+    "list_models": ("weights.resolve", "list_models"),
     "WeightsError": ("errors", "WeightsError"),
     "MissingDependencyError": ("errors", "MissingDependencyError"),
 }

@@ -7,23 +7,36 @@ a band around the input's; optionally (``max_iou < 1``) it also ignores changes 
 are within the refiner's own noise (a near-perfect base box is then kept as it is). ``Refiner`` applies ``refiner.gate`` and marks ``RefineResult.gated``::
 
     refiner = Refiner.from_pretrained(..., gate=Gate())     # or refiner.gate = Gate(min_iou=0.6)
+
+Everywhere a ``gate`` argument is taken it means the same (:func:`resolve_gate`): ``"auto"`` (the
+default) is the gate the model's config recommends, ``None`` is no gate, a :class:`Gate` is that gate.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
 from .boxes import iou
+
 
 # Chosen with scripts/choose_gate.py on the 5 validation sequences of the default model
 # (mnv2-shared-v2; camel, drift-straight, hike, boat1, person12_1; jittered ground truth at three
 # levels and CSRT's boxes): the strictest gate within 0.001 mean IoU of the best of 282. Changes
 # smaller than IoU 0.9 are within the refiner's own noise on near-perfect boxes; tighter lower
 # bounds (min_iou 0.3+, area 0.5..2) reject more good corrections of large errors than bad ones.
+class GateLike(Protocol):
+    """Anything with ``accept(input_box, refined_box) -> bool`` can be a gate."""
+
+    def accept(self, input_box: Any, refined_box: Any) -> bool: ...
+
+
+#: What a ``gate`` argument takes: ``"auto"``, ``None`` or a gate object (see :func:`resolve_gate`).
+GateArg = Union[str, None, GateLike]
+
 DEFAULT_MIN_IOU = 0.1
 DEFAULT_AREA_RATIO = (0.25, 4.0)
 DEFAULT_MAX_IOU = 0.9
@@ -89,6 +102,20 @@ def gate_from_config(config: Any) -> "Gate | None":
     return Gate(**spec)
 
 
-def no_gate() -> None:
-    """Explicitly no gate (``Refiner(..., gate=no_gate())``): every refined box is used."""
-    return None
+def resolve_gate(gate: GateArg, config: Any) -> Optional[GateLike]:
+    """The one meaning of a ``gate`` argument everywhere (``Refiner.from_pretrained``,
+    ``RefinedTracker``, ``evaluate``): ``"auto"`` -> the gate the model's config recommends
+    (:func:`gate_from_config`), ``None`` -> no gate (every refined box is used), or an object with
+    ``accept(input_box, refined_box) -> bool`` such as :class:`Gate`, used as it is."""
+    if isinstance(gate, str):
+        if gate != "auto":
+            raise ValueError(
+                f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}"
+            )
+        return gate_from_config(config)
+    if gate is not None and not callable(getattr(gate, "accept", None)):
+        raise TypeError(
+            f"gate must be 'auto', None or an object with accept(input_box, refined_box) -> bool; "
+            f"got {type(gate).__name__}"
+        )
+    return gate

@@ -8,6 +8,7 @@ import numpy as np
 
 from .boxes import as_box, as_frame, check_image_format, check_inside, clip_box
 from .config import ModelConfig
+from .gate import GateArg, resolve_gate
 from .geometry.crop import CropWindow, box_from_corners, crop_patch, crop_window, paste_mask
 from .types import RefineResult
 
@@ -21,11 +22,11 @@ class Refiner:
     :meth:`clone` gives another target a refiner on the same loaded network.
     """
 
-    def __init__(self, engine: Any, config: ModelConfig, *, image_format: str = "RGB", gate: Any = None) -> None:
+    def __init__(self, engine: Any, config: ModelConfig, *, image_format: str = "RGB", gate: GateArg = "auto") -> None:
         self.engine = engine
         self.config = config
         self.image_format = check_image_format(image_format)
-        self.gate = gate
+        self.gate = resolve_gate(gate, config)
         self._kernel: Any = None
 
     # ------------------------------------------------------------------ construction
@@ -42,7 +43,7 @@ class Refiner:
         backend: str = "torch",
         precision: str = "fp32",
         image_format: str = "RGB",
-        gate: Any = "auto",
+        gate: GateArg = "auto",
         **backend_options: Any,
     ) -> "Refiner":
         """Load weights and build a refiner.
@@ -63,14 +64,6 @@ class Refiner:
             source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
         engine = make_engine(backend, net, config, device=device, precision=precision, **backend_options)
-        if isinstance(gate, str):
-            if gate != "auto":
-                raise ValueError(
-                    f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}"
-                )
-            from .gate import gate_from_config
-
-            gate = gate_from_config(config)
         return cls(engine, config, image_format=image_format, gate=gate)
 
     def clone(self) -> "Refiner":

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class RefineResult:
-    """What :meth:`Refiner.refine` returns; unpacks as ``box, mask = result``.
+    """What :meth:`Refiner.refine` returns; reads like the tuple ``(box, mask)``: ``box, mask = result``,
+    ``result[0]``, ``result[-1]``, ``len(result) == 2``.
 
     Attributes:
         box: refined ``(x, y, w, h)`` float64 in frame pixels (unclipped unless ``clip=True``).
@@ -27,3 +28,9 @@ class RefineResult:
     def __iter__(self) -> Iterator[Optional[np.ndarray]]:
         yield self.box
         yield self.mask
+
+    def __getitem__(self, index: Any) -> Any:
+        return (self.box, self.mask)[index]
+
+    def __len__(self) -> int:
+        return 2

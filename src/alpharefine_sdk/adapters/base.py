@@ -19,7 +19,7 @@ from ..types import RefineResult
 WriteBack = Union[bool, str, Callable[[np.ndarray], None]]
 
 
-def resolve_refiner(refiner: Any, gate: Any = None) -> Any:
+def resolve_refiner(refiner: Any, gate: Any = "auto") -> Any:
     """Turn the ``refiner`` argument into a :class:`~alpharefine_sdk.Refiner`.
 
     ``None`` loads the packaged default weights (a clear :class:`WeightsError` while none ship);
@@ -44,10 +44,10 @@ def resolve_refiner(refiner: Any, gate: Any = None) -> Any:
                 f"refiner must be an alpharefine_sdk.Refiner (with initialize() and refine()); got "
                 f"{type(refiner).__name__}. Build one with Refiner.from_pretrained(...)"
             )
-    if gate is not None:
-        if not callable(getattr(gate, "accept", None)):
-            raise TypeError(f"gate must have accept(input_box, refined_box) -> bool; got {type(gate).__name__}")
-        refiner.gate = gate
+    if not (isinstance(gate, str) and gate == "auto"):  # "auto": keep the refiner's own gate
+        from ..gate import resolve_gate
+
+        refiner.gate = resolve_gate(gate, getattr(refiner, "config", None))
     return refiner
 
 
@@ -55,7 +55,7 @@ class RefinedTracker:
     """Wrap a base tracker so each of its boxes is refined, clipped and (optionally) fed back.
 
     ``RefinedTracker(base, refiner=None, *, kind=None, write_back="auto", mask=False,
-    min_size=10, gate=None, image_format=None, **options)`` keeps the base tracker's own
+    min_size=10, gate="auto", image_format=None, **options)`` keeps the base tracker's own
     interface (OpenCV ``init``/``update``, pysot ``init``/``track``, pytracking and STARK
     ``initialize``/``track``, got10k ``init``/``update``, or ``fn(frame) -> box``).
 
@@ -72,10 +72,13 @@ class RefinedTracker:
             ``True`` for trackers with a settable state (pysot, pytracking, STARK-like) and
             ``False`` for OpenCV trackers, whose only "setter" is a fresh ``init`` that throws
             their learned appearance model away (measured: CSRT and NanoTrack get much worse;
-            see docs/adapters.md).
+            see the adapters documentation).
         mask: also compute the mask (same network pass); kept on :attr:`last_mask`.
         min_size: refined boxes are clipped to the image keeping at least this many pixels a side.
-        gate: a do-no-harm gate with ``accept(input_box, refined_box) -> bool``, set on the refiner.
+        gate: ``"auto"`` (default) keeps the refiner's gate (for ``Refiner.from_pretrained`` with its
+            defaults and for ``refiner=None``: the gate the model recommends); ``None``: no gate; or
+            a do-no-harm gate with ``accept(input_box, refined_box) -> bool`` (:class:`~alpharefine_sdk.Gate`).
+            Set on the refiner.
         image_format: colour order of the frames you pass, when it differs from the host's usual
             one (BGR for OpenCV and pysot, RGB otherwise).
 
@@ -104,7 +107,7 @@ class RefinedTracker:
         write_back: WriteBack = "auto",
         mask: bool = False,
         min_size: float = 10.0,
-        gate: Any = None,
+        gate: Any = "auto",
         image_format: Optional[str] = None,
     ) -> None:
         if write_back == "auto":

@@ -21,6 +21,7 @@ from typing import Sequence as Seq
 
 import numpy as np
 
+from ..gate import resolve_gate
 from .datasets import Sequence, find_sequences, subset
 from .report import EvalResults, build_results
 from .trackers import label as tracker_label
@@ -216,7 +217,7 @@ def evaluate(
     ``refiner`` (a loaded :class:`~alpharefine_sdk.Refiner`) or ``weights`` (anything
     ``Refiner.from_pretrained`` takes; ``None`` = packaged default). ``gate``: an object with
     ``accept(input_box, refined_box)`` adds the ``+AR+gate`` variant; ``"auto"`` (default) uses the
-    gate the model recommends (none for converted original weights); ``None``: no gated variant. ``output``: write box files,
+    gate the model recommends (none for converted original weights); ``None``: no gate, so no gated variant. ``output``: write box files,
     per-run records (an interrupted run resumes from them), ``results.json``. ``workers``: processes
     (same results as serial). ``masks``: compute masks and J on sequences with mask ground truth.
     ``plots``: write ``success.png`` / ``precision.png`` to ``output`` (needs matplotlib).
@@ -248,14 +249,12 @@ def evaluate(
         from ..weights.resolve import DEFAULT_MODEL
 
         wlabel = f"packaged default ({DEFAULT_MODEL})"
-    if isinstance(gate, str):
-        if gate != "auto":
-            raise ValueError(
-                f"gate must be 'auto', None or an object with accept(input_box, refined_box); got {gate!r}"
-            )
+    if isinstance(gate, str) and gate == "auto":
         if refiner is None:
             refiner = _load_refiner(weights, device)
-        gate = refiner.gate  # the gate the model's config.json recommends (None when it names none)
+        gate = refiner.gate  # the refiner's gate: by default the one its config.json recommends
+    else:
+        gate = resolve_gate(gate, None)  # None (no gated variant) or a gate object; anything else refused
     cfg = {
         "trackers": trackers,
         "tracker_options": opts,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from .._files import MAX_WEIGHTS_BYTES, check_regular_file
 from ..config import ModelConfig
@@ -23,6 +23,16 @@ def default_model_dir() -> Optional[Path]:
         return None
     d = PACKAGE_MODELS / DEFAULT_MODEL
     return d if (d / WEIGHTS_NAME).is_file() else None
+
+
+def list_models() -> List[str]:
+    """Names that ``Refiner.from_pretrained(name)`` loads: the models shipped in the package (the
+    default first), then the short names of published Hub models."""
+    from .hub import KNOWN_MODELS
+
+    shipped = sorted(p.name for p in PACKAGE_MODELS.iterdir() if (p / WEIGHTS_NAME).is_file())
+    shipped.sort(key=lambda n: n != DEFAULT_MODEL)
+    return shipped + sorted(n for n in KNOWN_MODELS if n not in shipped)
 
 
 def load_source(
