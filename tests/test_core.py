@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tiny import ROOT_DATA, tiny_refiner
 
-from alpharefine_sdk import Gate, Refiner, RefinedTracker, list_models
+from alpharefine_sdk import Gate, RefinedTracker, Refiner, list_models
 from alpharefine_sdk.eval.datasets import load_sequence
 
 cv2 = pytest.importorskip("cv2")

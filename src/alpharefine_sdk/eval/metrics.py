@@ -22,7 +22,7 @@ them as failures too unless ``exclude_invalid_frames``). See ``docs/evaluation.m
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -229,12 +229,22 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
+#: Fewer sequences than this give no confidence interval, only a warning: a bootstrap over 1-4
+#: paired differences has too few distinct resamples to mean anything.
+MIN_SEQUENCES_FOR_CI = 5
+
+
 def paired_bootstrap_ci(
     a: Sequence[float], b: Sequence[float], n: int = 10000, seed: int = 0, level: float = 0.95
-) -> Dict[str, float]:
+) -> Dict[str, Any]:
     """Paired bootstrap over sequences of ``mean(b - a)`` (e.g. a = base AUC, b = refined AUC per
-    sequence). Returns ``{"mean", "low", "high", "p_le_0"}``: the mean difference, the percentile
-    interval at ``level`` and the fraction of resamples with a difference <= 0."""
+    sequence), with ``scipy.stats.bootstrap`` (``paired=True``, BCa interval).
+
+    Returns ``{"mean", "low", "high", "p_le_0", "sequences", "warning"}``: the mean difference, the
+    interval at ``level``, the fraction of resamples with a difference <= 0 and ``warning=None``.
+    With fewer than :data:`MIN_SEQUENCES_FOR_CI` sequences ``low``, ``high`` and ``p_le_0`` are
+    ``None`` and ``warning`` says why.
+    """
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
         raise ValueError(
@@ -242,9 +252,47 @@ def paired_bootstrap_ci(
         )
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("a and b must be finite (drop sequences without a score first)")
     d = y - x
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, size=(int(n), d.size))
-    means = d[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return {"mean": float(d.mean()), "low": float(lo), "high": float(hi), "p_le_0": float((means <= 0).mean())}
+    out: Dict[str, Any] = {"mean": float(d.mean()), "low": None, "high": None, "p_le_0": None}
+    out.update(sequences=int(d.size), warning=None)
+    if d.size < MIN_SEQUENCES_FOR_CI:
+        out["warning"] = (
+            f"{d.size} sequence(s): too few for a confidence interval (need {MIN_SEQUENCES_FOR_CI}); "
+            "the difference is shown without one"
+        )
+        return out
+    if np.ptp(d) == 0:  # every sequence moved by the same amount: the interval is that point
+        out.update(low=float(d[0]), high=float(d[0]), p_le_0=float(d[0] <= 0))
+        return out
+    import inspect
+    import warnings
+
+    from .._optional import require
+
+    stats = require("scipy.stats")
+    gen = np.random.default_rng(seed)
+    seed_kw = {"rng": gen} if "rng" in inspect.signature(stats.bootstrap).parameters else {"random_state": gen}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.bootstrap(
+            (x, y),
+            _mean_difference,
+            paired=True,
+            vectorized=True,
+            n_resamples=int(n),
+            confidence_level=level,
+            method="BCa",
+            **seed_kw,
+        )
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    dist = np.asarray(res.bootstrap_distribution)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa undefined (e.g. heavy ties): percentile interval
+        lo, hi = (float(v) for v in np.quantile(dist, [(1 - level) / 2, 1 - (1 - level) / 2]))
+    out.update(low=lo, high=hi, p_le_0=float((dist <= 0).mean()))
+    return out
+
+
+def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(y - x, axis=axis)

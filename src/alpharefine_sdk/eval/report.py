@@ -44,7 +44,8 @@ class EvalResults:
     """Metrics of an evaluation run. ``summary[variant]`` and ``per_sequence[seq][variant]`` hold the
     scalars (fractions in 0..1, ``fps``, ``refine_ms``; ``None`` where not applicable); ``summary``
     also holds the curves. ``comparisons[f"{a} -> {b}"][metric]`` is a paired bootstrap CI over
-    sequences of ``b - a`` (see :func:`~alpharefine_sdk.eval.metrics.paired_bootstrap_ci`)."""
+    sequences of ``b - a`` (BCa; none below 5 sequences, with a warning instead; see
+    :func:`~alpharefine_sdk.eval.metrics.paired_bootstrap_ci`)."""
 
     config: Dict[str, Any]
     variants: List[str]
@@ -71,16 +72,23 @@ class EvalResults:
 
     def comparison_lines(self) -> List[str]:
         out = []
+        warn = None
         for pair, d in self.comparisons.items():
             parts = []
             for k in ("auc", "miou"):
                 c = d.get(k)
                 if c:
-                    parts.append(
-                        f"{k.upper() if k == 'auc' else 'mIoU'} {100 * c['mean']:+.1f} "
-                        f"(95% CI {100 * c['low']:+.1f} .. {100 * c['high']:+.1f})"
-                    )
+                    name = "AUC" if k == "auc" else "mIoU"
+                    if c.get("low") is None:
+                        parts.append(f"{name} {100 * c['mean']:+.1f}")
+                        warn = warn or c.get("warning")
+                    else:
+                        parts.append(
+                            f"{name} {100 * c['mean']:+.1f} (95% CI {100 * c['low']:+.1f} .. {100 * c['high']:+.1f})"
+                        )
             out.append(f"{pair}: " + ", ".join(parts) + f" over {d['sequences']} sequences")
+        if warn:
+            out.append(f"warning: {warn}")
         return out
 
     def to_dict(self) -> Dict[str, Any]:
