@@ -66,6 +66,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_write_back(p)
     p.add_argument("--workers", "-j", type=int, default=1, help="parallel processes (same results as serial)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="ADDRESS",
+        help="run the (tracker, sequence) runs as Ray tasks: alone, Ray's own discovery (RAY_ADDRESS, a running "
+        "local instance, else a new one); or a cluster address such as auto or ray://HOST:10001 (same results; "
+        "with --workers N, N actors; see docs/ray.md)",
+    )
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each sequence")
     p.add_argument(
         "--sequence", action="append", default=None, metavar="NAME", help="only these sequences (repeatable)"
@@ -146,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             progress=not args.quiet,
             write_back=WRITE_BACK[args.write_back],
+            ray=args.ray,
         )
     except ValueError as e:
         if "needs its model files" in str(e):

@@ -208,6 +208,7 @@ def evaluate(
     plots: bool = True,
     progress: bool = False,
     write_back: Union[str, bool] = "auto",
+    ray: Any = None,
 ) -> EvalResults:
     """Run each base tracker with and without Alpha-Refine over every sequence; return the metrics.
 
@@ -223,6 +224,9 @@ def evaluate(
     ``plots``: write ``success.png`` / ``precision.png`` to ``output`` (needs matplotlib).
     ``write_back``: "auto" (the adapters' default: OpenCV trackers are not re-initialised on the
     refined box), ``True`` (re-initialise every frame, the original's feed-back) or ``False``.
+    ``ray``: ``True`` or a Ray address (``"auto"``, ``"ray://host:10001"``) runs the (tracker, sequence)
+    runs as Ray tasks (``workers`` > 1: that many actors, else one per cluster CPU; same results; see
+    ``docs/ray.md``).
     Returns :class:`~alpharefine_sdk.eval.report.EvalResults` (``.summary``, ``.per_sequence``,
     ``.comparisons``, ``.table()``).
     """
@@ -273,7 +277,12 @@ def evaluate(
     todo = [task for task, rec in zip(tasks, done) if rec is None]
     if todo and refiner is None:
         refiner = _load_refiner(weights, device)
-    fresh = iter(_run_all(todo, workers, refiner, weights, gate, device, progress) if todo else [])
+    if todo and ray not in (None, False):
+        from .distributed import run_on_ray
+
+        fresh = iter(run_on_ray(todo, address=ray, refiner=refiner, gate=gate, workers=workers, progress=progress))
+    else:
+        fresh = iter(_run_all(todo, workers, refiner, weights, gate, device, progress) if todo else [])
     records = [rec if rec is not None else next(fresh) for rec in done]
     results = build_results(records, seqs, cfg)
     if out is not None:

@@ -1,0 +1,94 @@
+"""``eval --ray`` on a local Ray instance gives the results of ``--workers`` and resumes like it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import DATA, need
+
+pytest.importorskip("cv2")
+ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'alpharefine-sdk[ray]'")
+from alpharefine_sdk.cli import main  # noqa: E402
+
+FRAMES = 3
+SEQUENCES = {"otb/Crossing": "img", "vot/ball1": "color", "got10k/bmx-trees": "", "lasot/soapbox": "img"}
+TIMING = {"fps", "refine_ms"}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _copy(tmp_path):
+    """The first frames of four dev sequences in their own layouts."""
+    data = tmp_path / "data"
+    for name, sub in SEQUENCES.items():
+        src = need(DATA / "sequences" / name)
+        dst = data / name.split("/")[1]
+        frames = sorted(p for p in (src / sub if sub else src).iterdir() if p.suffix == ".jpg")[:FRAMES]
+        (dst / sub if sub else dst).mkdir(parents=True)
+        for f in src.iterdir():
+            if f.is_file() and f.suffix != ".jpg":
+                lines = f.read_text().splitlines()
+                keep = lines if f.name in ("sequence", "meta_info.ini", "nlp.txt") else lines[:FRAMES]
+                if len(lines) == 1 and f.name in ("full_occlusion.txt", "out_of_view.txt"):  # LaSOT: one line
+                    keep = [",".join(lines[0].split(",")[:FRAMES])]
+                (dst / f.name).write_text("\n".join(keep) + "\n")
+        for f in frames:
+            shutil.copy(f, (dst / sub if sub else dst) / f.name)
+    return data
+
+
+def _strip_timing(obj):
+    if isinstance(obj, dict):
+        return {k: _strip_timing(v) for k, v in obj.items() if k not in TIMING}
+    if isinstance(obj, list):
+        return [_strip_timing(v) for v in obj]
+    return obj
+
+
+def test_ray_matches_workers_and_resumes(tmp_path, local_ray):
+    data = _copy(tmp_path)
+    common = ["eval", str(data), "--tracker", "mil", "--tracker", "csrt", "--compare", "-q", "--no-plots"]
+    assert main(common + ["-o", str(tmp_path / "workers"), "--workers", "2"]) == 0
+    assert main(common + ["-o", str(tmp_path / "ray"), "--ray"]) == 0
+    a = json.loads((tmp_path / "workers" / "results.json").read_text())
+    b = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert _strip_timing(a) == _strip_timing(b)
+    assert len(a["sequences"]) == len(SEQUENCES) and a["summary"]["csrt+AR"]["auc"] > 0.5
+    names = sorted(p.relative_to(tmp_path / "workers") for p in (tmp_path / "workers" / "boxes").rglob("*.txt")
+                   if not p.name.endswith("_time.txt"))
+    assert len(names) == 3 * 2 * len(SEQUENCES)  # (plain, +AR, +AR+gate) x 2 trackers x sequences
+    for rel in names:
+        x, y = (tmp_path / "workers" / rel).read_text(), (tmp_path / "ray" / rel).read_text()
+        assert x == y and len(x.splitlines()) == FRAMES, rel
+
+    # resume: finished runs are read back, a missing one is run again
+    runs = tmp_path / "ray" / "runs"
+    kept = {p: p.stat().st_mtime_ns for p in runs.rglob("*.json")}
+    lost = runs / "mil" / "ball1.json"
+    lost.unlink()
+    (tmp_path / "ray" / "results.json").unlink()
+    assert main(common + ["-o", str(tmp_path / "ray"), "--ray"]) == 0
+    assert lost.is_file()
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items() if p != lost)
+    c = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert _strip_timing(c) == _strip_timing(b)
+
+
+def test_ray_needs_the_extra(monkeypatch, tmp_path, capsys):
+    """Without ray the command says which extra to install (one line, no traceback)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    data = _copy(tmp_path)
+    assert main(["eval", str(data), "--sequence", "Crossing", "-q", "--no-plots", "-o", str(tmp_path / "o"),
+                 "--ray"]) == 2
+    err = capsys.readouterr().err
+    assert "alpharefine-sdk[ray]" in err and "Traceback" not in err
