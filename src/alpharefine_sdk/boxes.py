@@ -9,31 +9,50 @@ import numpy as np
 IMAGE_FORMATS = ("RGB", "BGR")
 
 
+# Valid ranges (one place; quoted in the messages and docs/security.md).
+MAX_COORD = 100_000.0  # |x|, |y|, w and h of a box, in pixels: far beyond any frame OpenCV can hold
+MAX_FRAME_SIDE = 32_767  # OpenCV's coordinate limit (SHRT_MAX)
+
+
 def as_box(box: Any, name: str = "box") -> np.ndarray:
     """Validate a box and return it as float64 ``(4,)``.
 
-    Accepts a list, tuple, numpy array or tensor of 4 numbers (also shape ``(1, 4)``).
-    Raises ``TypeError`` for non-numeric input and ``ValueError`` for NaN/inf or a width or height <= 0.
+    Accepts a list, tuple, numpy array or tensor of 4 real numbers (shape ``(4,)`` or ``(1, 4)``).
+    Raises ``TypeError`` for non-numeric, boolean or complex input and ``ValueError`` for another
+    shape, NaN/inf, a value beyond +-``MAX_COORD`` or a width or height <= 0.
     """
     if hasattr(box, "detach"):  # torch tensor
         box = box.detach().cpu().numpy()
     try:
         arr = np.asarray(box)
-    except Exception as e:  # pragma: no cover - exotic objects
-        raise TypeError(f"{name} must be 4 numbers (x, y, w, h); got {type(box).__name__}") from e
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    except Exception:  # ragged lists, exotic objects
+        raise TypeError(f"{name} must be 4 numbers (x, y, w, h); got {type(box).__name__}") from None
+    if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be 4 real numbers (x, y, w, h); got {arr.dtype} values {box!r}")
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must be 4 numbers (x, y, w, h); got {box!r}")
-    if arr.size != 4 or arr.ndim > 2:
-        raise ValueError(f"{name} must have 4 values (x, y, w, h); got shape {arr.shape}")
+    if arr.shape not in ((4,), (1, 4)):
+        raise ValueError(f"{name} must have 4 values (x, y, w, h), shape (4,) or (1, 4); got shape {arr.shape}")
     arr = arr.reshape(4).astype(np.float64)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf: {arr.tolist()}; pass a finite (x, y, w, h) box")
+    if np.abs(arr).max() > MAX_COORD:
+        raise ValueError(f"{name} {arr.tolist()} has a value beyond +-{MAX_COORD:g} pixels; pass a box in frame pixels")
     if arr[2] <= 0 or arr[3] <= 0:
         raise ValueError(
             f"{name} must have width and height > 0; got w={arr[2]:g}, h={arr[3]:g} "
             "(boxes are (x, y, w, h), not (x1, y1, x2, y2): use xyxy_to_xywh)"
         )
     return arr
+
+
+def check_min_size(min_size: Any, name: str = "min_size") -> float:
+    """A finite number of pixels >= 1 (the smallest side a clipped box keeps)."""
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, float, np.integer, np.floating)) or not (
+        1.0 <= float(min_size) <= MAX_COORD
+    ):
+        raise ValueError(f"{name} must be a number in [1, {MAX_COORD:g}] (pixels); got {min_size!r}")
+    return float(min_size)
 
 
 def as_frame(frame: Any, name: str = "frame") -> np.ndarray:
@@ -64,6 +83,8 @@ def as_frame(frame: Any, name: str = "frame") -> np.ndarray:
         )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {frame.shape})")
+    if max(frame.shape[:2]) > MAX_FRAME_SIDE:
+        raise ValueError(f"{name} is {frame.shape[1]}x{frame.shape[0]}; sides up to {MAX_FRAME_SIDE} pixels are supported")
     return frame
 
 

@@ -6,7 +6,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .boxes import as_box, as_frame, check_image_format, check_inside, clip_box
+from .boxes import as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
 from .config import ModelConfig
 from .gate import GateArg, resolve_gate
 from .geometry.crop import CropWindow, box_from_corners, crop_patch, crop_window, paste_mask
@@ -147,13 +147,17 @@ class Refiner:
 
         Returns a :class:`RefineResult` that unpacks as ``box, mask``: the refined float64
         ``(x, y, w, h)`` (exactly the original's, unclipped unless ``clip=True``, which clips to the
-        frame keeping ``min_size`` pixels) and, with ``mask=True``, an ``H x W`` float32
-        probability map (same backbone pass).
+        frame keeping ``min_size`` pixels, a number in [1, 1e5]) and, with ``mask=True``, an
+        ``H x W`` float32 probability map (same backbone pass). The box is always finite with
+        ``w, h > 0``: when the network's box is degenerate (not finite, or a side <= 0) or the gate
+        rejects it, the input box comes back with ``gated=True`` and the ``reason``
+        (``network_box`` keeps what the network said).
         """
         if self._kernel is None:
             raise RuntimeError(
                 "refine() called before initialize(frame, box): initialize the refiner on the first frame"
             )
+        min_size = check_min_size(min_size)
         frame, b, win, crop = self._prepare(frame, box, image_format)
         corners, masks = self.engine.search(crop[None], self._kernel, with_mask=mask)
         return self._result(corners[0], None if masks is None else masks[0], b, win, frame.shape[:2], clip, min_size)
@@ -168,16 +172,25 @@ class Refiner:
         clip: bool,
         min_size: float,
     ) -> RefineResult:
-        if not np.isfinite(corners).all():
-            raise RuntimeError("the network produced non-finite corners; the weights are likely corrupt")
-        out = box_from_corners(corners, win)
-        gated = False
-        if self.gate is not None and not self.gate.accept(b, out):
-            out, gated = b.copy(), True
+        net_box = box_from_corners(corners, win) if np.isfinite(corners).all() else None
+        reason = degenerate_reason(net_box)
+        out = b.copy() if reason is not None else net_box.copy()  # degenerate: the input box, marked
+        if reason is None and self.gate is not None and not self.gate.accept(b, out):
+            out, reason = b.copy(), "gate: the refined box disagrees too much with the input box"
         if clip:
             out = clip_box(out, hw, min_size)
         m = paste_mask(mask_crop, win, hw) if mask_crop is not None else None
-        return RefineResult(out, m, b, gated)
+        return RefineResult(out, m, b, reason is not None, reason, net_box)
+
+
+def degenerate_reason(box: Optional[np.ndarray]) -> Optional[str]:
+    """Why a network box cannot be returned (``None`` when it can): not finite, or a width or
+    height that is not positive."""
+    if box is None or not np.isfinite(box).all():
+        return "degenerate: the network's box is not finite"
+    if box[2] <= 0 or box[3] <= 0:
+        return f"degenerate: the network's box has width {box[2]:.3g} and height {box[3]:.3g} (must be > 0)"
+    return None
 
 
 def refine_many(
@@ -196,6 +209,7 @@ def refine_many(
     :meth:`Refiner.refine` calls.
     """
     refiners = list(refiners)
+    min_size = check_min_size(min_size)
     if len(refiners) != len(boxes):
         raise ValueError(f"got {len(refiners)} refiners but {len(boxes)} boxes; pass one box per refiner")
     if not refiners:

@@ -17,13 +17,21 @@ class RefineResult:
         box: refined ``(x, y, w, h)`` float64 in frame pixels (unclipped unless ``clip=True``).
         mask: ``H x W`` float32 foreground probability in frame coordinates, or ``None``.
         input_box: the box that was refined (float64).
-        gated: ``True`` when the do-no-harm gate kept the input box instead of the refined one.
+        gated: ``True`` when the input box was kept instead of the network's: the do-no-harm gate
+            rejected it, or it was degenerate (see ``reason``).
+        reason: why the input box was kept (``None`` when ``gated`` is ``False``): starts with
+            ``"gate"`` or ``"degenerate"``.
+        network_box: the network's box mapped to the frame exactly as the original computes it,
+            before the degenerate check, the gate and clipping (``None`` if it was not finite);
+            what parity with the original is measured on.
     """
 
     box: np.ndarray
     mask: Optional[np.ndarray] = None
     input_box: Optional[np.ndarray] = None
     gated: bool = False
+    reason: Optional[str] = None
+    network_box: Optional[np.ndarray] = None
 
     def __iter__(self) -> Iterator[Optional[np.ndarray]]:
         yield self.box

@@ -50,20 +50,54 @@ def crop_window(box: Sequence[float], factor: float = 2.0, out_size: int = 256) 
     return CropWindow(x1, y1, ws, hs, (x, y, w, h), factor, out_size)
 
 
+# Windows that need padding are built exactly as the original (padded copy, then cv2.resize) up to
+# this many pixels (12 MB for a colour frame; every realistic window, all parity cases); larger
+# ones are sampled by one cv2.remap that reads only the visible part of the frame.
+EXACT_PAD_PIXELS = 4_000_000
+
+
+def _visible(win: CropWindow, H: int, W: int) -> Tuple[int, int, int, int]:
+    """Rows ``r0:r1`` and columns ``c0:c1`` of the frame inside the window, as the original cuts them
+    (the last frame column/row is dropped when the window reaches the edge); when that leaves
+    nothing (a sliver of a box on the last column), the plain intersection."""
+    x2, y2 = win.x1 + win.ws, win.y1 + win.hs
+    r0, c0 = max(win.y1, 0), max(win.x1, 0)
+    r1 = y2 - max(0, y2 - H + 1)
+    c1 = x2 - max(0, x2 - W + 1)
+    if r1 <= r0 or c1 <= c0:
+        r1, c1 = min(y2, H), min(x2, W)
+    if r1 <= r0 or c1 <= c0:
+        raise ValueError("crop window lies outside the frame")
+    return r0, r1, c0, c1
+
+
 def crop_patch(frame: np.ndarray, win: CropWindow) -> np.ndarray:
-    """``S x S x C`` uint8 crop of ``frame`` (any channel order) for ``win``, zero padded."""
+    """``S x S x C`` uint8 crop of ``frame`` (any channel order) for ``win``, zero padded.
+
+    Memory and time are bounded whatever the window: a window inside the frame is resized from a
+    view, a padded one is copied only when small (exactly the original's result), else remapped.
+    """
     cv2 = require("cv2")
     H, W = frame.shape[:2]
-    x2, y2 = win.x1 + win.ws, win.y1 + win.hs
-    pl, pt = max(0, -win.x1), max(0, -win.y1)
-    pr, pb = max(0, x2 - W + 1), max(0, y2 - H + 1)
-    r0, r1, c0, c1 = win.y1 + pt, y2 - pb, win.x1 + pl, x2 - pr
-    if r1 <= r0 or c1 <= c0 or r0 >= H or c0 >= W or r1 <= 0 or c1 <= 0:
-        raise ValueError("crop window lies outside the frame")
+    S = win.out_size
+    r0, r1, c0, c1 = _visible(win, H, W)
     patch = frame[r0:r1, c0:c1]
-    if pl or pr or pt or pb:
+    pl, pt = c0 - win.x1, r0 - win.y1
+    pr, pb = win.x1 + win.ws - c1, win.y1 + win.hs - r1
+    if not (pl or pr or pt or pb):
+        return cv2.resize(patch, (S, S))
+    if win.ws * win.hs <= EXACT_PAD_PIXELS:
         patch = cv2.copyMakeBorder(patch, pt, pb, pl, pr, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-    return cv2.resize(patch, (win.out_size, win.out_size))
+        return cv2.resize(patch, (S, S))
+    # One remap reading only the visible part: output pixel u samples window x = (u + 0.5) * ws/S - 0.5
+    # clamped to the window (as cv2.resize does); padding lies outside ``patch`` and reads as zeros.
+    u = np.arange(S, dtype=np.float64) + 0.5
+    mx = np.clip(u * (win.ws / S) - 0.5, 0, win.ws - 1) - pl
+    my = np.clip(u * (win.hs / S) - 0.5, 0, win.hs - 1) - pt
+    map_x = np.broadcast_to(mx.astype(np.float32)[None, :], (S, S))
+    map_y = np.broadcast_to(my.astype(np.float32)[:, None], (S, S))
+    return cv2.remap(patch, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
 def box_from_corners(corners: np.ndarray, win: CropWindow) -> np.ndarray:
@@ -101,13 +135,26 @@ def box_in_crop(target: Sequence[float], win: CropWindow) -> np.ndarray:
 
 
 def paste_mask(mask_crop: np.ndarray, win: CropWindow, frame_hw: Tuple[int, int]) -> np.ndarray:
-    """Resize an ``S x S`` crop mask to the window and paste it into an ``H x W`` float32 map."""
+    """Resize an ``S x S`` crop mask to the window and paste it into an ``H x W`` float32 map.
+
+    Only the part of the window inside the frame is computed when the window is large, so the
+    memory used is at most twice the ``H x W`` result (or ``EXACT_PAD_PIXELS`` floats).
+    """
     cv2 = require("cv2")
     H, W = frame_hw
     out = np.zeros((H, W), dtype=np.float32)
-    r = cv2.resize(np.ascontiguousarray(mask_crop, dtype=np.float32), (win.ws, win.hs))
     fx0, fy0 = max(win.x1, 0), max(win.y1, 0)
     fx1, fy1 = min(win.x1 + win.ws, W), min(win.y1 + win.hs, H)
-    if fx1 > fx0 and fy1 > fy0:
+    if fx1 <= fx0 or fy1 <= fy0:
+        return out
+    m = np.ascontiguousarray(mask_crop, dtype=np.float32)
+    if win.ws * win.hs <= EXACT_PAD_PIXELS:
+        r = cv2.resize(m, (win.ws, win.hs))
         out[fy0:fy1, fx0:fx1] = r[fy0 - win.y1 : fy1 - win.y1, fx0 - win.x1 : fx1 - win.x1]
+        return out
+    S = m.shape[0]
+    sx, sy = S / win.ws, S / win.hs  # frame pixel X samples crop u = (X - x1 + 0.5) * sx - 0.5, as resize
+    a = np.array([[sx, 0.0, (fx0 - win.x1 + 0.5) * sx - 0.5], [0.0, sy, (fy0 - win.y1 + 0.5) * sy - 0.5]])
+    out[fy0:fy1, fx0:fx1] = cv2.warpAffine(m, a, (fx1 - fx0, fy1 - fy0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                           borderMode=cv2.BORDER_REPLICATE)
     return out
