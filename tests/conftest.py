@@ -15,6 +15,17 @@ DATA = SHARED / "data"
 CHECKPOINT = PARITY / "ar34_random.pth.tar"
 
 
+# Fixtures that read ../shared: tests using them are marked ``shared`` (``-m "not shared"`` runs
+# only the tests that need nothing outside the repository).
+SHARED_FIXTURES = {"shared_dir", "checkpoint_path", "ar34", "refiner", "golden", "parity_frames"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared)
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared test data not found: {path} (expected ../shared beside the repository)")

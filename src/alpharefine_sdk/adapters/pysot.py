@@ -5,7 +5,7 @@ pysot is not installable from the package index; this adapter only duck-types it
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from .base import RefinedTracker, frame_array, usable
 from .writeback import write_pysot
@@ -17,7 +17,9 @@ class PysotAdapter(RefinedTracker):
     Frames are BGR uint8 (pysot's convention). ``track`` returns the base's dict with ``'bbox'``
     replaced by the refined box (clipped to the image, a list of 4 floats), the base box kept as
     ``'bbox_base'``, and ``'mask'`` set to the refiner's mask when ``mask=True`` (this replaces
-    SiamMask's own mask). Write-back sets ``center_pos = (x + w/2, y + h/2)`` and
+    SiamMask's own mask; its ``'polygon'``, which pysot's VOT runner reads, is then recomputed from
+    the refined mask in the same form, SiamMask's own kept as ``'polygon_base'``). Write-back sets
+    ``center_pos = (x + w/2, y + h/2)`` and
     ``size = (w, h)``; it is skipped while a SiamRPN-LT tracker is in ``longterm_state`` or when
     ``'best_score'`` is below ``min_score`` (writing into a lost state freezes it on a distractor).
     """
@@ -69,4 +71,29 @@ class PysotAdapter(RefinedTracker):
         result["bbox"] = [float(v) for v in box]
         if self.mask:
             result["mask"] = self.last_mask
+            if "polygon" in outputs and self.last_mask is not None:
+                result["polygon_base"] = outputs["polygon"]
+                result["polygon"] = mask_polygon(self.last_mask, box, len(outputs["polygon"]))
         return result
+
+
+def mask_polygon(mask: Any, box: Any, n_values: int = 8) -> List[float]:
+    """SiamMask's ``'polygon'`` from a probability mask: the rotated rectangle around the largest
+    region of ``mask > 0.5`` as 8 values ``x1, y1, ..., x4, y4`` (SiamMask's VOT form), or its upright
+    ``x, y, w, h`` when ``n_values`` is 4. An empty mask gives the corners of ``box``."""
+    import numpy as np
+
+    from .._optional import require
+
+    cv2 = require("cv2")
+    binary = (np.asarray(mask) > 0.5).astype(np.uint8)
+    contours = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[-2]
+    if contours:
+        points = max(contours, key=cv2.contourArea).reshape(-1, 2)
+        if n_values == 4:
+            return [float(v) for v in cv2.boundingRect(points)]
+        return [float(v) for v in np.asarray(cv2.boxPoints(cv2.minAreaRect(points))).reshape(-1)]
+    x, y, w, h = (float(v) for v in box)
+    if n_values == 4:
+        return [x, y, w, h]
+    return [x, y, x + w, y, x + w, y + h, x, y + h]
