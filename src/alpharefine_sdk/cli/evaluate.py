@@ -74,7 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="ADDRESS",
         help="run the (tracker, sequence) runs as Ray tasks: alone, Ray's own discovery (RAY_ADDRESS, a running "
         "local instance, else a new one); or a cluster address such as auto or ray://HOST:10001 (same results; "
-        "with --workers N, N actors; see docs/ray.md)",
+        "with --workers N, N actors)",
     )
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each sequence")
     p.add_argument(
