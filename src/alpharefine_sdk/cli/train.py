@@ -1,4 +1,4 @@
-"""``alpharefine-sdk train CONFIG``: train a refiner from a JSON config (see docs/training.md).
+"""``alpharefine-sdk train CONFIG``: train a refiner from a JSON config (its fields: ``alpharefine_sdk.training.config.TrainConfig``).
 
 Single process: ``alpharefine-sdk train configs/x.json``; several processes or GPUs:
 ``torchrun --nproc_per_node N -m alpharefine_sdk train configs/x.json``.
