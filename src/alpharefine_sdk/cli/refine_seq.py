@@ -24,10 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.25,
         help="scale/offset jitter of the ground truth (default 0.25, the training recipe)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of the ground-truth jitter (default 0)")
+    p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     p.add_argument("--mask", action="store_true", help="also compute the mask (same backbone pass)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="refiner device (default: cuda if available, else cpu)")
     p.add_argument("--output", "-o", default=None, help="write refined boxes here (x,y,w,h per line)")
     p.set_defaults(func=run)
 
