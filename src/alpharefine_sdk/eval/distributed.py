@@ -1,8 +1,9 @@
 """The evaluation's (tracker, sequence) runs as Ray tasks: ``evaluate(..., ray=True | "ADDRESS")``
 and ``alpharefine-sdk eval --ray [ADDRESS]`` (see ``docs/ray.md``).
 
-Each Ray actor holds one copy of the network (sent once through Ray's object store, so no weight
-file has to exist on the other machines) and runs :func:`~alpharefine_sdk.eval.runner.run_task`,
+Each Ray actor holds one copy of the network (the packaged default loaded on its node, or other
+weights sent once through Ray's object store, so no weight file has to exist on the other
+machines) and runs :func:`~alpharefine_sdk.eval.runner.run_task`,
 exactly the code of the serial and ``workers`` paths, so the results are the same. Workers return
 their records; the driver writes the box files and run records as each arrives, so an interrupted
 evaluation resumes from them like a local one. The dataset must be readable at the same path on
@@ -21,10 +22,10 @@ from .._optional import require
 class _Worker:
     """One Ray actor: the network loaded once, then one run per call (no file writes on the node)."""
 
-    def __init__(self, refiner: Any, gate: Any, threads: int) -> None:
+    def __init__(self, refiner: Any, gate: Any, device: Optional[str], threads: int) -> None:
         from .runner import _init_worker
 
-        _init_worker(None, refiner, gate, None, threads)
+        _init_worker(None, refiner, gate, device, threads)  # refiner None: the packaged default model
 
     def run(self, seq: Any, tracker: str, cfg: Dict[str, Any]) -> Dict[str, Any]:
         import socket
@@ -60,13 +61,17 @@ def run_on_ray(
     address: Union[bool, str, None],
     refiner: Any,
     gate: Any,
+    weights: Any = None,
+    device: Optional[str] = None,
     workers: int = 1,
     progress: bool = False,
 ) -> List[Dict[str, Any]]:
     """Run ``tasks`` (``(sequence, tracker, cfg, output)``) on Ray; records in the order of ``tasks``.
 
     ``workers`` > 1 sets the number of actors; otherwise one per CPU of the cluster (at most one
-    per task). Each finished run is written under its ``output`` at once (resume)."""
+    per task). With ``weights=None`` each actor loads the packaged default model itself (every node
+    has the package); other weights are sent once, as the loaded ``refiner``, through the object
+    store. Each finished run is written under its ``output`` at once (resume)."""
     from tqdm.auto import tqdm
 
     from .runner import _write_run
@@ -77,8 +82,8 @@ def run_on_ray(
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n = max(1, min(len(tasks), workers if workers > 1 else cpus))
         actor = ray.remote(num_cpus=1)(_Worker)
-        ref = ray.put(refiner)
-        pool = [actor.remote(ref, gate, 1) for _ in range(n)]
+        ref = None if weights is None else ray.put(refiner)
+        pool = [actor.remote(ref, gate, device, 1) for _ in range(n)]
         pending: Dict[Any, int] = {}
         queue = list(range(len(tasks)))
         idle = list(pool)
