@@ -42,6 +42,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # (Refiner.from_pretrained(gate="auto") applies it).
     config = json.loads((src / "config.json").read_text())
     config.setdefault("extra", {})["gate"] = {k: held["gate"][k] for k in ("min_iou", "area_ratio", "max_iou")}
+    config["extra"].setdefault("eval_results", [])  # {"dataset", "metric", "value", "name"}: the card's model-index
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     table = (Path(args.heldout) / "table.md").read_text()
     posthoc = Path(args.heldout) / "posthoc.md"
@@ -81,7 +82,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         lines.append(f"| {r['gate']} | " + " | ".join(f"{r[k]:.3f}" for k in gate["counts"]) + f" | {r['mean']:.3f} |")
     if args.commands:
         lines += ["", "## Commands", "", args.commands]
-    (dest / "README.md").write_text("\n".join(lines) + "\n")
+    from alpharefine_sdk.config import ModelConfig
+    from alpharefine_sdk.weights.model_card import render_model_card
+
+    # The one card renderer: Hub metadata (licence, datasets, model-index from config.json's
+    # extra.eval_results) on top of the text assembled above.
+    (dest / "README.md").write_text(render_model_card(ModelConfig.from_dict(config), body="\n".join(lines) + "\n"))
     print(dest)
     return 0
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from types import SimpleNamespace
 
     from ..weights.hub import _publish_settings, _sha256, save_pretrained, upload_model_folder
-    from ..weights.resolve import load_source
+    from ..weights.resolve import load_source, source_card
 
     out_dir = Path(args.out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not args.overwrite:
@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     net, config = load_source(args.source)
 
     model = SimpleNamespace(net=net, config=config)  # what save_pretrained reads from a Refiner
-    out = save_pretrained(model, out_dir, overwrite=args.overwrite, repo_id=args.push_to_hub)
+    out = save_pretrained(
+        model, out_dir, overwrite=args.overwrite, repo_id=args.push_to_hub, card=source_card(args.source)
+    )
     print(
         f"converted {args.source} (architecture {config.architecture}, {sum(p.numel() for p in net.parameters()):,} parameters)"
     )

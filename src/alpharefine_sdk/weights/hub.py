@@ -223,12 +223,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_pretrained(refiner: Any, folder: PathLike, *, overwrite: bool = False, repo_id: Optional[str] = None) -> Path:
+def save_pretrained(
+    refiner: Any,
+    folder: PathLike,
+    *,
+    overwrite: bool = False,
+    repo_id: Optional[str] = None,
+    card: Optional[str] = None,
+) -> Path:
     """Write ``model.safetensors``, ``config.json`` and a model card ``README.md`` to ``folder``.
 
     A non-empty folder is refused; ``overwrite=True`` replaces an earlier save, but a folder holding
     anything else (including a README.md we did not write) is always refused. ``repo_id`` only
-    names the repo in the card's usage example. Returns the folder.
+    names the repo in the card's usage example. ``card``: an existing model card whose text is kept
+    (e.g. a packaged model's, with its training data, held-out results and terms); its metadata is
+    written afresh. Returns the folder.
     """
     net = _torch_net(refiner)
     folder = Path(folder)
@@ -236,13 +245,14 @@ def save_pretrained(refiner: Any, folder: PathLike, *, overwrite: bool = False, 
     if readme.is_file() and CARD_MARKER not in readme.read_text(errors="replace"):
         raise FileExistsError(f"{readme} exists and was not written by alpharefine-sdk; save into an empty folder")
     save_model_folder(net, refiner.config, folder, overwrite=overwrite)
-    card = render_model_card(
+    text = render_model_card(
         refiner.config,
         repo_id=repo_id,
         weights_sha256=_sha256(folder / WEIGHTS_NAME),
         num_parameters=sum(p.numel() for p in net.parameters()),
+        body=card,
     )
-    readme.write_text(card)
+    readme.write_text(text)
     return folder
 
 

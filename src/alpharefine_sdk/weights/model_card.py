@@ -1,9 +1,10 @@
-"""The ``README.md`` model card written next to saved weights, with the Hub's metadata block."""
+"""The ``README.md`` model card written next to saved weights: the one renderer, built on
+``huggingface_hub.ModelCard`` / ``ModelCardData`` (Hub metadata and ``model-index``)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .._version import __version__
 from ..config import ModelConfig
@@ -47,7 +48,8 @@ CITATION = """@inproceedings{yan2021alpha,
 
 
 def hub_license(text: str) -> Dict[str, str]:
-    """Map the free-text ``config.license`` to the Hub's ``license`` (+ ``license_name``) fields."""
+    """Map the free-text ``config.license`` to the Hub's ``license`` (+ ``license_name``) fields.
+    No ``license_link``: the terms are in the card itself (a link to it would point at itself)."""
     t = (text or "unknown").strip().lower()
     if t in _HUB_LICENSES:
         return {"license": t}
@@ -55,22 +57,38 @@ def hub_license(text: str) -> Dict[str, str]:
     return {"license": "other", "license_name": slug}
 
 
-def _yaml_scalar(v: str) -> str:
-    return (
-        v if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+PIPELINE_TAG = "object-detection"
+
+
+def card_data(config: ModelConfig) -> Any:
+    """``huggingface_hub.ModelCardData`` for a model: library, licence, tags, pipeline tag and, from
+    ``config.extra``, ``datasets``, ``base_model`` and the held-out results (``eval_results``: a
+    list of ``{"task", "dataset", "metric", "value", "name"}``) as the card's ``model-index``."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    extra = config.extra or {}
+    results = [
+        EvalResult(
+            task_type="object-tracking",
+            task_name=r.get("task", "box refinement of a base tracker"),
+            dataset_type=r.get("dataset_type", "custom"),
+            dataset_name=r["dataset"],
+            metric_type=r["metric"],
+            metric_name=r.get("name", r["metric"]),
+            metric_value=r["value"],
+        )
+        for r in extra.get("eval_results", [])
+    ]
+    return ModelCardData(
+        library_name=LIBRARY_NAME,
+        pipeline_tag=PIPELINE_TAG,
+        tags=list(TAGS),
+        datasets=list(extra["datasets"]) if extra.get("datasets") else None,
+        base_model=extra.get("base_model"),
+        model_name=extra.get("name") or f"alpharefine-sdk {config.architecture}",
+        eval_results=results or None,
+        **hub_license(config.license),
     )
-
-
-def metadata_block(config: ModelConfig, extra_tags: Optional[List[str]] = None) -> str:
-    """The YAML front matter the Hub reads (library, licence, tags)."""
-    lines = ["---", CARD_MARKER]
-    for k, v in hub_license(config.license).items():
-        lines.append(f"{k}: {_yaml_scalar(v)}")
-    lines.append("tags:")
-    for t in list(TAGS) + [t for t in (extra_tags or []) if t not in TAGS]:
-        lines.append(f"- {_yaml_scalar(t)}")
-    lines.append("---")
-    return "\n".join(lines) + "\n"
 
 
 def render_model_card(
@@ -80,8 +98,29 @@ def render_model_card(
     weights_sha256: Optional[str] = None,
     num_parameters: Optional[int] = None,
     extra: Optional[Dict[str, Any]] = None,
+    body: Optional[str] = None,
 ) -> str:
-    """Markdown model card: metadata block, usage, preprocessing contract, provenance, licence."""
+    """The one model-card writer (save, convert, push, packaged models): the Hub metadata from
+    :func:`card_data`, then ``body`` (an existing card's text, its old metadata dropped: a packaged
+    or trained model keeps its own card) or, without one, a generic card: usage, preprocessing
+    contract, provenance, licence, citation."""
+    from huggingface_hub import ModelCard
+
+    if body is not None:
+        text = ModelCard(body).text if body.lstrip().startswith("---") else body
+    else:
+        text = _generic_body(config, repo_id, weights_sha256, num_parameters, extra)
+    card = ModelCard(f"---\n{card_data(config).to_yaml()}\n---\n\n{text.lstrip()}")
+    return str(card.content).rstrip("\n") + "\n"
+
+
+def _generic_body(
+    config: ModelConfig,
+    repo_id: Optional[str],
+    weights_sha256: Optional[str],
+    num_parameters: Optional[int],
+    extra: Optional[Dict[str, Any]],
+) -> str:
     pre = config.preprocessing
     source = repo_id or "path/to/this/folder"
     rows = [
@@ -97,7 +136,7 @@ def render_model_card(
     for k, v in (extra or {}).items():
         rows.append((k, str(v)))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return f"""{metadata_block(config)}
+    return f"""
 # Alpha-Refine refiner (`{config.architecture}`) for alpharefine-sdk
 
 A box (and mask) refiner for visual object trackers, in the format of alpharefine-sdk
@@ -133,7 +172,7 @@ normalised with mean {tuple(pre.mean)} and std {tuple(pre.std)}; template: the c
 ## Licence
 
 Weights licence: {config.license}. The alpharefine-sdk code is Apache-2.0; the licence above is the
-one of these weights, which may differ (see `docs/weights.md` of alpharefine-sdk).
+one of these weights, which may differ.
 
 ## Citation
 

@@ -35,6 +35,20 @@ def list_models() -> List[str]:
     return shipped + sorted(n for n in KNOWN_MODELS if n not in shipped)
 
 
+def source_card(source: Any = None) -> Optional[str]:
+    """The model card (``README.md``) beside a local or packaged ``source``, if it has one: what
+    ``convert`` and ``save_pretrained`` carry over so a packaged model keeps its card."""
+    if source is None:
+        d = default_model_dir()
+    else:
+        p = Path(str(source)).expanduser()
+        d = p if p.is_dir() else p.parent if p.suffix in (".safetensors", ".json") and p.is_file() else None
+        if d is None and str(source).replace("-", "_").isidentifier():
+            d = PACKAGE_MODELS / str(source)
+    readme = d / "README.md" if d is not None else None
+    return readme.read_text() if readme is not None and readme.is_file() else None
+
+
 def load_source(
     source: Any = None,
     *,
