@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import DATA, need
 
 pytest.importorskip("cv2")
@@ -62,8 +61,11 @@ def test_ray_matches_workers_and_resumes(tmp_path, local_ray):
     b = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert _strip_timing(a) == _strip_timing(b)
     assert len(a["sequences"]) == len(SEQUENCES) and a["summary"]["csrt+AR"]["auc"] > 0.5
-    names = sorted(p.relative_to(tmp_path / "workers") for p in (tmp_path / "workers" / "boxes").rglob("*.txt")
-                   if not p.name.endswith("_time.txt"))
+    names = sorted(
+        p.relative_to(tmp_path / "workers")
+        for p in (tmp_path / "workers" / "boxes").rglob("*.txt")
+        if not p.name.endswith("_time.txt")
+    )
     assert len(names) == 3 * 2 * len(SEQUENCES)  # (plain, +AR, +AR+gate) x 2 trackers x sequences
     for rel in names:
         x, y = (tmp_path / "workers" / rel).read_text(), (tmp_path / "ray" / rel).read_text()
@@ -88,7 +90,8 @@ def test_ray_needs_the_extra(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setitem(sys.modules, "ray", None)
     data = _copy(tmp_path)
-    assert main(["eval", str(data), "--sequence", "Crossing", "-q", "--no-plots", "-o", str(tmp_path / "o"),
-                 "--ray"]) == 2
+    assert (
+        main(["eval", str(data), "--sequence", "Crossing", "-q", "--no-plots", "-o", str(tmp_path / "o"), "--ray"]) == 2
+    )
     err = capsys.readouterr().err
     assert "alpharefine-sdk[ray]" in err and "Traceback" not in err

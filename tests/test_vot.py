@@ -11,10 +11,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DATA, need
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from conftest import DATA, need
 
 pytest.importorskip("cv2")
 pytest.importorskip("trax", reason="vot-trax is not installed: pip install 'alpharefine-sdk[vot]'")
@@ -32,8 +31,14 @@ VOT_MAIN = (
 
 
 def vot(*args: str, cwd) -> str:
-    r = subprocess.run([sys.executable, "-c", VOT_MAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "VOT_WORKER_POOL_SIZE": "1"})
+    r = subprocess.run(
+        [sys.executable, "-c", VOT_MAIN, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "VOT_WORKER_POOL_SIZE": "1"},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout + r.stderr
 
@@ -74,8 +79,27 @@ def test_vot_evaluate_and_analysis_offline(tmp_path):
 
     seqs = need(DATA / "sequences")
     ws = tmp_path / "ws"
-    assert main(["vot", "workspace", str(ws), str(seqs), "--sequence", "ball1", "--sequence", "car-shadow",
-                 "--max-frames", str(FRAMES), "--tracker", "csrt", "--region", "mask"]) == 0
+    assert (
+        main(
+            [
+                "vot",
+                "workspace",
+                str(ws),
+                str(seqs),
+                "--sequence",
+                "ball1",
+                "--sequence",
+                "car-shadow",
+                "--max-frames",
+                str(FRAMES),
+                "--tracker",
+                "csrt",
+                "--region",
+                "mask",
+            ]
+        )
+        == 0
+    )
     assert (ws / "sequences" / "list.txt").read_text().split() == ["ball1", "car-shadow"]
     assert (ws / "sequences" / "car-shadow" / "groundtruth.txt").read_text().startswith("m")
 

@@ -7,14 +7,23 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="web page: track a video, see base vs refined boxes and the mask",
-                       description="Serve the Gradio demo on HOST:PORT (default 127.0.0.1:7860; it is not shared "
-                       "on the internet). Needs the [demo] extra.")
+    p = sub.add_parser(
+        "demo",
+        help="web page: track a video, see base vs refined boxes and the mask",
+        description="Serve the Gradio demo on HOST:PORT (default 127.0.0.1:7860; it is not shared "
+        "on the internet). Needs the [demo] extra.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)")
-    p.add_argument("--sample", default=None, metavar="SEQUENCE_DIR",
-                   help="sequence offered as the sample (default: data/Crossing of a source checkout)")
+    p.add_argument(
+        "--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)"
+    )
+    p.add_argument(
+        "--sample",
+        default=None,
+        metavar="SEQUENCE_DIR",
+        help="sequence offered as the sample (default: data/Crossing of a source checkout)",
+    )
     p.add_argument("--max-frames", type=int, default=300, help="most frames one run may track (default 300)")
     p.add_argument("--device", default=None, help="refiner device (default: cuda if available, else cpu)")
     p.set_defaults(func=run)

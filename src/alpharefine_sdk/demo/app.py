@@ -2,7 +2,6 @@
 uploaded video, the first box clicked (two corners) or typed, a base tracker; base and refined boxes
 with the mask side by side, per-frame IoU when there is ground truth, results to download."""
 
-
 import os
 import tempfile
 from pathlib import Path
@@ -89,7 +88,13 @@ def build_app(
         box = seq.init_box
         src = {"kind": "sample", "path": sample, "gt": seq.gt.tolist()}
         text = ",".join(f"{v:g}" for v in box)
-        return src, _with_box(seq.frame(0, "RGB"), box), text, None, f"sample: {seq.name} ({len(seq)} frames, with ground truth)"
+        return (
+            src,
+            _with_box(seq.frame(0, "RGB"), box),
+            text,
+            None,
+            f"sample: {seq.name} ({len(seq)} frames, with ground truth)",
+        )
 
     def use_upload(file: Any) -> Tuple[Any, ...]:
         if file is None:
@@ -98,8 +103,14 @@ def build_app(
         try:
             rgb = _first_frame(path)
         except ValueError as e:
-            raise gr.Error(str(e))
-        return {"kind": "upload", "path": path, "gt": None}, rgb, "", None, f"video: {Path(path).name}; click two corners"
+            raise gr.Error(str(e)) from None
+        return (
+            {"kind": "upload", "path": path, "gt": None},
+            rgb,
+            "",
+            None,
+            f"video: {Path(path).name}; click two corners",
+        )
 
     def click(source: Any, corner: Any, evt: gr.SelectData) -> Tuple[Any, ...]:
         if not source:
@@ -112,8 +123,11 @@ def build_app(
         box = np.array([min(x0, x), min(y0, y), abs(x - x0) + 1, abs(y - y0) + 1])
         return None, _with_box(rgb, box), ",".join(f"{v:g}" for v in box)
 
-    def run(source: Any, box_text: str, tracker: str, frames: float, gt_file: Any,
-            progress: Any = gr.Progress()) -> Tuple[Any, ...]:
+    track_progress = gr.Progress()  # a default of this type tells Gradio to pass the run's progress bar
+
+    def run(
+        source: Any, box_text: str, tracker: str, frames: float, gt_file: Any, progress: Any = track_progress
+    ) -> Tuple[Any, ...]:
         from ..eval.datasets import read_boxes
 
         if not source:
@@ -126,30 +140,70 @@ def build_app(
                 gt = read_boxes(gt_file if isinstance(gt_file, str) else gt_file.name)
             n = min(len(seq), int(frames), max_frames)
             if gt is not None and len(gt) < n:
-                raise ValueError(f"the ground truth has {len(gt)} boxes for {n} frames; give one x,y,w,h line per frame")
-            r = track_clip(seq, box, tracker, refiner, max_frames=n, gt=None if gt is None else gt[:n],
-                           progress=lambda i, k: progress(i / k, desc="tracking"))
+                raise ValueError(
+                    f"the ground truth has {len(gt)} boxes for {n} frames; give one x,y,w,h line per frame"
+                )
+            r = track_clip(
+                seq,
+                box,
+                tracker,
+                refiner,
+                max_frames=n,
+                gt=None if gt is None else gt[:n],
+                progress=lambda i, k: progress(i / k, desc="tracking"),
+            )
         except (ValueError, FileNotFoundError) as e:
-            raise gr.Error(str(e))
+            raise gr.Error(str(e)) from None
         files = write_files(r, seq, Path(tempfile.mkdtemp(prefix="alpharefine-demo-")))
         last = len(r) - 1
         rows = []
         for i in range(len(r)):
-            rows.append([i, *np.round(r.base[i], 1), *np.round(r.refined[i], 1),
-                         None if r.iou_base is None else round(float(r.iou_base[i]), 3),
-                         None if r.iou_refined is None else round(float(r.iou_refined[i]), 3)])
-        table = pd.DataFrame(rows, columns=["frame", "base x", "base y", "base w", "base h", "refined x", "refined y",
-                                            "refined w", "refined h", "IoU base", "IoU refined"])
+            rows.append(
+                [
+                    i,
+                    *np.round(r.base[i], 1),
+                    *np.round(r.refined[i], 1),
+                    None if r.iou_base is None else round(float(r.iou_base[i]), 3),
+                    None if r.iou_refined is None else round(float(r.iou_refined[i]), 3),
+                ]
+            )
+        table = pd.DataFrame(
+            rows,
+            columns=[
+                "frame",
+                "base x",
+                "base y",
+                "base w",
+                "base h",
+                "refined x",
+                "refined y",
+                "refined w",
+                "refined h",
+                "IoU base",
+                "IoU refined",
+            ],
+        )
         s = r.summary()
         text = f"**{s['frames']} frames**, {tracker} and {tracker}+AR."
         plot = None
         if r.iou_base is not None:
             text += f" Mean IoU with the ground truth: base **{s['mean_iou_base']:.3f}**, refined **{s['mean_iou_refined']:.3f}**."
-            plot = pd.DataFrame({"frame": list(range(len(r))) * 2,
-                                 "IoU": np.concatenate([r.iou_base, r.iou_refined]),
-                                 "boxes": [tracker] * len(r) + [f"{tracker}+AR"] * len(r)})
-        return (text, side_by_side(r, seq, last), gr.update(minimum=0, maximum=last, value=last, interactive=True),
-                plot, table, [str(p) for p in files.values()], (r, seq))
+            plot = pd.DataFrame(
+                {
+                    "frame": list(range(len(r))) * 2,
+                    "IoU": np.concatenate([r.iou_base, r.iou_refined]),
+                    "boxes": [tracker] * len(r) + [f"{tracker}+AR"] * len(r),
+                }
+            )
+        return (
+            text,
+            side_by_side(r, seq, last),
+            gr.update(minimum=0, maximum=last, value=last, interactive=True),
+            plot,
+            table,
+            [str(p) for p in files.values()],
+            (r, seq),
+        )
 
     def show(state: Any, i: float) -> Any:
         if not state:
@@ -158,8 +212,10 @@ def build_app(
         return side_by_side(r, seq, int(i))
 
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"## {TITLE}\nThe base tracker's box (red, left) and the refined box (green, right) with the "
-                    "refiner's mask (blue); the ground truth in white when there is some.")
+        gr.Markdown(
+            f"## {TITLE}\nThe base tracker's box (red, left) and the refined box (green, right) with the "
+            "refiner's mask (blue); the ground truth in white when there is some."
+        )
         source = gr.State(None)
         corner = gr.State(None)
         result = gr.State(None)
@@ -167,30 +223,42 @@ def build_app(
             with gr.Column(scale=2):
                 sample_btn = gr.Button("Use the sample", elem_id="sample", interactive=sample is not None)
                 upload = gr.File(label="or upload a video", file_types=["video"], elem_id="upload", height=110)
-                status = gr.Markdown("no input yet" if sample is not None else
-                                     "no sample in this installation: upload a video", elem_id="status")
-                first = gr.Image(label="first frame: click two corners of the target", type="numpy",
-                                 interactive=False, elem_id="first")
+                status = gr.Markdown(
+                    "no input yet" if sample is not None else "no sample in this installation: upload a video",
+                    elem_id="status",
+                )
+                first = gr.Image(
+                    label="first frame: click two corners of the target",
+                    type="numpy",
+                    interactive=False,
+                    elem_id="first",
+                )
                 box = gr.Textbox(label="first box x,y,w,h", elem_id="box")
                 with gr.Row():
                     tracker = gr.Dropdown(list(TRACKERS), value="csrt", label="base tracker", elem_id="tracker")
-                    frames = gr.Slider(2, max_frames, value=min(default_frames, max_frames), step=1, label="frames",
-                                       elem_id="frames")
+                    frames = gr.Slider(
+                        2, max_frames, value=min(default_frames, max_frames), step=1, label="frames", elem_id="frames"
+                    )
                 gt_file = gr.File(label="ground truth (optional): x,y,w,h per line", elem_id="gt", height=110)
                 go = gr.Button("Track and refine", variant="primary", elem_id="run")
             with gr.Column(scale=3):
                 summary = gr.Markdown(elem_id="summary")
                 view = gr.Image(label="base | refined + mask", type="numpy", interactive=False, elem_id="view")
                 frame = gr.Slider(0, 1, value=0, step=1, label="frame", interactive=False, elem_id="frame")
-                plot = gr.LinePlot(x="frame", y="IoU", color="boxes", label="IoU per frame", elem_id="plot",
-                                   y_lim=[0, 1])
+                plot = gr.LinePlot(
+                    x="frame", y="IoU", color="boxes", label="IoU per frame", elem_id="plot", y_lim=[0, 1]
+                )
                 table = gr.Dataframe(label="boxes per frame", elem_id="table", max_height=300)
                 files = gr.File(label="results", file_count="multiple", elem_id="files")
         sample_btn.click(use_sample, None, [source, first, box, corner, status])
         upload.change(use_upload, upload, [source, first, box, corner, status])
         first.select(click, [source, corner], [corner, first, box])
-        go.click(run, [source, box, tracker, frames, gt_file], [summary, view, frame, plot, table, files, result],
-                 concurrency_limit=1)
+        go.click(
+            run,
+            [source, box, tracker, frames, gt_file],
+            [summary, view, frame, plot, table, files, result],
+            concurrency_limit=1,
+        )
         frame.change(show, [result, frame], view)
     return app
 
@@ -198,10 +266,20 @@ def build_app(
 def launch(app: Any, *, host: str = "127.0.0.1", port: Optional[int] = None, block: bool = True) -> Any:
     """Serve ``app`` (no share link, no server-side rendering, system fonts)."""
     gr = _gradio()
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                              font_mono=["ui-monospace", "monospace"])
-    return app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, quiet=True,
-                      prevent_thread_lock=not block, theme=theme, footer_links=[], show_error=True)
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        ssr_mode=False,
+        quiet=True,
+        prevent_thread_lock=not block,
+        theme=theme,
+        footer_links=[],
+        show_error=True,
+    )
 
 
 __all__ = ["build_app", "launch", "DemoRun"]

@@ -53,11 +53,20 @@ class DemoRun:
         def rows(a: Optional[np.ndarray]) -> Any:
             if a is None:
                 return None
-            return [[None if not np.isfinite(v) else round(float(v), 4) for v in r] for r in np.atleast_2d(a)] \
-                if a.ndim == 2 else [None if not np.isfinite(v) else round(float(v), 6) for v in a]
+            return (
+                [[None if not np.isfinite(v) else round(float(v), 4) for v in r] for r in np.atleast_2d(a)]
+                if a.ndim == 2
+                else [None if not np.isfinite(v) else round(float(v), 6) for v in a]
+            )
 
-        return {**self.summary(), "base": rows(self.base), "refined": rows(self.refined), "gt": rows(self.gt),
-                "iou_base": rows(self.iou_base), "iou_refined": rows(self.iou_refined)}
+        return {
+            **self.summary(),
+            "base": rows(self.base),
+            "refined": rows(self.refined),
+            "gt": rows(self.gt),
+            "iou_base": rows(self.iou_base),
+            "iou_refined": rows(self.iou_refined),
+        }
 
 
 def parse_box(text: str) -> np.ndarray:
@@ -103,8 +112,9 @@ def track_clip(
     if init[0] >= hw[1] or init[1] >= hw[0] or init[0] + init[2] <= 0 or init[1] + init[3] <= 0:
         raise ValueError(f"first box {init.tolist()} lies outside the {hw[1]}x{hw[0]} frame")
     seed_everything(seed)
-    rt = RefinedTracker(make_factory(tracker), refiner.clone(), kind="opencv", write_back=write_back, mask=True,
-                        min_size=MIN_SIZE)
+    rt = RefinedTracker(
+        make_factory(tracker), refiner.clone(), kind="opencv", write_back=write_back, mask=True, min_size=MIN_SIZE
+    )
     rt.init(frame, init)
     base, refined, masks = [init], [init], [None]
     for i in range(1, n):
@@ -129,8 +139,9 @@ def track_clip(
         ib, ir = np.full(n, np.nan), np.full(n, np.nan)
         ib[ok_rows] = rect_iou(B[ok_rows], g[ok_rows])
         ir[ok_rows] = rect_iou(R[ok_rows], g[ok_rows])
-    return DemoRun(tracker, str(seq.path), B, R, g, ib, ir, masks, [str(p) for p in seq.frame_paths[:n]],
-                   shape=tuple(hw))
+    return DemoRun(
+        tracker, str(seq.path), B, R, g, ib, ir, masks, [str(p) for p in seq.frame_paths[:n]], shape=tuple(hw)
+    )
 
 
 def side_by_side(run: DemoRun, seq: Any, i: int) -> np.ndarray:
@@ -151,7 +162,10 @@ def side_by_side(run: DemoRun, seq: Any, i: int) -> np.ndarray:
         _draw_box(img, gt, GT_COLOUR, 1)
     _draw_box(left, run.base[i], BASE_COLOUR, 2)
     _draw_box(right, run.refined[i], REFINED_COLOUR, 2)
-    for img, text, colour in ((left, f"#{i} {run.tracker}", BASE_COLOUR), (right, f"#{i} {run.tracker}+AR", REFINED_COLOUR)):
+    for img, text, colour in (
+        (left, f"#{i} {run.tracker}", BASE_COLOUR),
+        (right, f"#{i} {run.tracker}+AR", REFINED_COLOUR),
+    ):
         h = img.shape[0]  # bottom left: the page puts its own label top left
         cv2.rectangle(img, (0, h - 26), (12 + 11 * len(text), h), (0, 0, 0), -1)
         cv2.putText(img, text, (6, h - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
@@ -168,9 +182,13 @@ def write_files(run: DemoRun, seq: Any, folder: Path, *, video: bool = True) -> 
     head = "frame,base_x,base_y,base_w,base_h,refined_x,refined_y,refined_w,refined_h,iou_base,iou_refined"
     lines = [head]
     for i in range(len(run)):
-        ious = ["" if run.iou_base is None or not np.isfinite(run.iou_base[i]) else f"{run.iou_base[i]:.4f}",
-                "" if run.iou_refined is None or not np.isfinite(run.iou_refined[i]) else f"{run.iou_refined[i]:.4f}"]
-        lines.append(",".join([str(i)] + [f"{v:.4f}" for v in run.base[i]] + [f"{v:.4f}" for v in run.refined[i]] + ious))
+        ious = [
+            "" if run.iou_base is None or not np.isfinite(run.iou_base[i]) else f"{run.iou_base[i]:.4f}",
+            "" if run.iou_refined is None or not np.isfinite(run.iou_refined[i]) else f"{run.iou_refined[i]:.4f}",
+        ]
+        lines.append(
+            ",".join([str(i)] + [f"{v:.4f}" for v in run.base[i]] + [f"{v:.4f}" for v in run.refined[i]] + ious)
+        )
     files["boxes.csv"].write_text("\n".join(lines) + "\n")
     if video:
         import cv2

@@ -280,8 +280,18 @@ def evaluate(
     if todo and ray not in (None, False):
         from .distributed import run_on_ray
 
-        fresh = iter(run_on_ray(todo, address=ray, refiner=refiner, weights=weights, gate=gate, device=device,
-                                workers=workers, progress=progress))
+        fresh = iter(
+            run_on_ray(
+                todo,
+                address=ray,
+                refiner=refiner,
+                weights=weights,
+                gate=gate,
+                device=device,
+                workers=workers,
+                progress=progress,
+            )
+        )
     else:
         fresh = iter(_run_all(todo, workers, refiner, weights, gate, device, progress) if todo else [])
     records = [rec if rec is not None else next(fresh) for rec in done]

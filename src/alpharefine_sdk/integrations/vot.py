@@ -13,7 +13,8 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence as Seq, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Sequence as Seq
 
 import numpy as np
 
@@ -59,7 +60,11 @@ class VotTarget:
     frame by frame, with the evaluation runner's rules (see :mod:`alpharefine_sdk.eval.runs`)."""
 
     def __init__(
-        self, factory: Callable[[], Any], refiner: Any = None, *, mask: bool = False,
+        self,
+        factory: Callable[[], Any],
+        refiner: Any = None,
+        *,
+        mask: bool = False,
         write_back: Union[str, bool] = "auto",
         seed: int = 0,
     ) -> None:
@@ -87,7 +92,11 @@ class VotTarget:
             from ..adapters import RefinedTracker
 
             self._tracker = RefinedTracker(
-                self.factory, self.refiner.clone(), kind="opencv", write_back=self.write_back, mask=self.mask,
+                self.factory,
+                self.refiner.clone(),
+                kind="opencv",
+                write_back=self.write_back,
+                mask=self.mask,
                 min_size=MIN_SIZE,
             )
             self._tracker.init(frame_bgr, self.box)
@@ -166,7 +175,9 @@ def serve(
     formats = [trax.Region.RECTANGLE] + ([trax.Region.MASK] if region == "mask" else [])
     name = tracker if not refine else f"{tracker}+AR"
     targets: List[VotTarget] = []
-    with trax.Server(formats, [trax.Image.PATH], tracker_name=name, tracker_family="alpharefine-sdk", log=log) as server:
+    with trax.Server(
+        formats, [trax.Image.PATH], tracker_name=name, tracker_family="alpharefine-sdk", log=log
+    ) as server:
         cv2 = require("cv2")
         factory = make_factory(tracker, tracker_options)
         refiner = None
@@ -225,8 +236,15 @@ def tracker_id(spec: str, refine: bool = True) -> str:
 
 
 def trax_command(
-    spec: str, *, refine: bool = True, region: str = "rectangle", options: Optional[Mapping[str, Any]] = None,
-    weights: Any = None, device: Optional[str] = None, write_back: str = "auto", seed: int = 0,
+    spec: str,
+    *,
+    refine: bool = True,
+    region: str = "rectangle",
+    options: Optional[Mapping[str, Any]] = None,
+    weights: Any = None,
+    device: Optional[str] = None,
+    write_back: str = "auto",
+    seed: int = 0,
     python: Optional[str] = None,
 ) -> str:
     """The command line that starts this package's TraX tracker (for ``trackers.ini``)."""
@@ -333,8 +351,17 @@ def write_workspace(
     for t in trackers:
         for refine in (True, False) if compare else (True,):
             tid = tracker_id(t, refine)
-            cmd = trax_command(t, refine=refine, region=region, options=opts[t], weights=weights, device=device,
-                               write_back=write_back, seed=seed, python=python)
+            cmd = trax_command(
+                t,
+                refine=refine,
+                region=region,
+                options=opts[t],
+                weights=weights,
+                device=device,
+                write_back=write_back,
+                seed=seed,
+                python=python,
+            )
             label = f"{t}+AR" if refine else t
             entries.append(f"[{tid}]\nlabel = {label}\nprotocol = trax\ncommand = {cmd}\ntimeout = {int(timeout)}\n")
             ids.append(tid)
