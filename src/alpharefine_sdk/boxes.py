@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,8 +48,10 @@ def as_box(box: Any, name: str = "box") -> np.ndarray:
 
 def check_min_size(min_size: Any, name: str = "min_size") -> float:
     """A finite number of pixels >= 1 (the smallest side a clipped box keeps)."""
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, float, np.integer, np.floating)) or not (
-        1.0 <= float(min_size) <= MAX_COORD
+    if (
+        isinstance(min_size, bool)
+        or not isinstance(min_size, (int, float, np.integer, np.floating))
+        or not (1.0 <= float(min_size) <= MAX_COORD)
     ):
         raise ValueError(f"{name} must be a number in [1, {MAX_COORD:g}] (pixels); got {min_size!r}")
     return float(min_size)
@@ -84,7 +86,9 @@ def as_frame(frame: Any, name: str = "frame") -> np.ndarray:
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {frame.shape})")
     if max(frame.shape[:2]) > MAX_FRAME_SIDE:
-        raise ValueError(f"{name} is {frame.shape[1]}x{frame.shape[0]}; sides up to {MAX_FRAME_SIDE} pixels are supported")
+        raise ValueError(
+            f"{name} is {frame.shape[1]}x{frame.shape[0]}; sides up to {MAX_FRAME_SIDE} pixels are supported"
+        )
     return frame
 
 
@@ -158,20 +162,27 @@ def round_box_for_opencv(box: Sequence[float], frame_hw: Tuple[int, int]) -> Tup
     return x1, y1, x2 - x1, y2 - y1
 
 
-def mask_to_box(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Tight ``(x, y, w, h)`` box of ``mask > threshold`` (pixel-inclusive); ``ValueError`` if empty."""
-    ys, xs = np.nonzero(np.asarray(mask) > threshold)
+def mask_to_box(mask: np.ndarray, threshold: float = 0.0) -> Optional[np.ndarray]:
+    """Tight ``(x, y, w, h)`` box of the pixels with ``mask > threshold`` (pixel-inclusive:
+    ``x1 - x0 + 1``), float64, or ``None`` when there are none. ``threshold=0.5`` for probabilities."""
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be a 2-D array; got shape {m.shape}")
+    ys, xs = np.nonzero(m > threshold)
     if xs.size == 0:
-        raise ValueError("mask is empty at this threshold")
+        return None
     return np.array([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], dtype=np.float64)
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Continuous IoU of two ``(x, y, w, h)`` boxes (the got10k toolkit convention)."""
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+def iou(a: Any, b: Any, eps: float = 0.0) -> Any:
+    """Continuous IoU of ``(x, y, w, h)`` boxes (the got10k toolkit convention), broadcast over
+    leading axes of ``[..., 4]`` arrays: a float for two boxes, else an array. 0 where the union is
+    empty; ``eps`` is added to the union (got10k's ``rect_iou`` adds 1e-12)."""
+    A, B = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    iw = np.maximum(np.minimum(A[..., 0] + A[..., 2], B[..., 0] + B[..., 2]) - np.maximum(A[..., 0], B[..., 0]), 0.0)
+    ih = np.maximum(np.minimum(A[..., 1] + A[..., 3], B[..., 1] + B[..., 3]) - np.maximum(A[..., 1], B[..., 1]), 0.0)
     inter = iw * ih
-    union = max(aw, 0) * max(ah, 0) + max(bw, 0) * max(bh, 0) - inter
-    return inter / union if union > 0 else 0.0
+    area = lambda z: np.maximum(z[..., 2], 0.0) * np.maximum(z[..., 3], 0.0)  # noqa: E731
+    union = area(A) + area(B) - inter + eps
+    out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return float(out) if out.ndim == 0 else out

@@ -32,17 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def jitter_box(box, rng, factor: float):
-    """Ground truth perturbed as in training: size x exp(N*f), centre + (U-0.5)*f*sqrt(w*h)."""
-    import numpy as np
-
-    x, y, w, h = box
-    sw, sh = np.array([w, h]) * np.exp(rng.normal(size=2) * factor)
-    off = np.sqrt(sw * sh) * factor * (rng.uniform(size=2) - 0.5)
-    cx, cy = x + w / 2 + off[0], y + h / 2 + off[1]
-    return np.array([cx - sw / 2, cy - sh / 2, sw, sh])
-
-
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -51,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..boxes import iou
     from ..eval.datasets import load_sequence
     from ..refiner import Refiner
+    from ..training.augment import Jitter
 
     seq = load_sequence(args.sequence)
     refiner = Refiner.from_pretrained(args.weights, device=args.device)
@@ -61,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"sequence: {seq.name} ({seq.kind}, {len(seq)} frames)")
     n = len(seq) if args.max_frames is None else min(len(seq), args.max_frames)
     rng = np.random.default_rng(args.seed)
+    jitter = Jitter(scale=args.jitter, center=args.jitter)  # the training recipe's jitter
     given = np.loadtxt(args.boxes, delimiter=",", ndmin=2) if args.boxes else None
     refiner.initialize(seq.frame(0), seq.gt[0])
     out, ious_in, ious_out, times = [np.asarray(seq.gt[0], float)], [], [], []
@@ -70,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if given is not None:
             box_in = given[i]
         elif np.isfinite(gt).all():
-            box_in = jitter_box(gt, rng, args.jitter)
+            box_in = jitter.apply(np.asarray(gt, np.float64), rng)
         else:
             box_in = out[-1]
         t = time.perf_counter()

@@ -26,6 +26,8 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..boxes import iou
+
 __all__ = [
     "rect_iou",
     "iou_pixel",
@@ -74,13 +76,7 @@ def rect_iou(pred: np.ndarray, gt: np.ndarray, bound: Optional[Tuple[float, floa
         raise ValueError(f"pred and gt must have the same shape; got {a.shape} and {b.shape}")
     if bound is not None:
         a, b = _bounded(a, bound), _bounded(b, bound)
-    x1 = np.maximum(a[:, 0], b[:, 0])
-    y1 = np.maximum(a[:, 1], b[:, 1])
-    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    return np.clip(inter / (union + _EPS), 0.0, 1.0)
+    return np.clip(iou(a, b, eps=_EPS), 0.0, 1.0)
 
 
 def iou_pixel(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

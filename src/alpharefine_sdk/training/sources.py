@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .._optional import require
+from ..boxes import mask_to_box as mask_box  # the one mask-to-box (sampler imports it from here)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -73,14 +74,6 @@ def _downscale(img: np.ndarray, max_side: int, nearest: bool = False):
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     out = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
     return out, nw / w, nh / h
-
-
-def mask_box(mask: np.ndarray) -> Optional[np.ndarray]:
-    """Tight box ``(x0, y0, x1-x0+1, y1-y0+1)`` of a mask's non-zero pixels, None when empty."""
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
-        return None
-    return np.array([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], dtype=np.float64)
 
 
 def _polygon_mask(poly: np.ndarray, hw) -> np.ndarray:
