@@ -8,11 +8,11 @@ of the matching adapter, so ``isinstance(t, RefinedTracker)`` holds for all of t
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 
-from ..boxes import as_box, as_frame, check_image_format, clip_box
+from ..boxes import as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
 from ..errors import WeightsError
 from ..types import RefineResult
 
@@ -114,8 +114,7 @@ class RefinedTracker:
             write_back = self.auto_write_back
         if not (isinstance(write_back, bool) or callable(write_back)):
             raise TypeError(f"write_back must be 'auto', True, False or a callable fn(box_xywh); got {write_back!r}")
-        if not isinstance(min_size, (int, float)) or min_size < 1:
-            raise ValueError(f"min_size must be a number >= 1 (pixels); got {min_size!r}")
+        min_size = check_min_size(min_size)
         self.base = base
         self.refiner = resolve_refiner(refiner, gate)
         self.write_back = write_back
@@ -123,6 +122,7 @@ class RefinedTracker:
         self.min_size = float(min_size)
         self.image_format = check_image_format(image_format or self.default_image_format)
         self._initialized = False
+        self._frame_hw: Optional[Tuple[int, int]] = None
         self._clear_last()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -148,6 +148,27 @@ class RefinedTracker:
         )
 
     # ------------------------------------------------------------------ shared steps
+    def _check_start(self, frame: Any, box: Any, name: str = "box") -> Tuple[np.ndarray, np.ndarray]:
+        """Validate the first frame and the target's box before the base tracker sees them; the
+        frame size is remembered (later frames must keep it)."""
+        f = frame_array(frame)
+        b = as_box(box, name)
+        check_inside(b, f.shape[:2], name)
+        self._frame_hw = (int(f.shape[0]), int(f.shape[1]))
+        return f, b
+
+    def _check_frame(self, frame: Any) -> np.ndarray:
+        """Validate a later frame before the base tracker sees it: same checks, same size as the first."""
+        f = frame_array(frame)
+        hw = (int(f.shape[0]), int(f.shape[1]))
+        if self._frame_hw is not None and hw != self._frame_hw:
+            (h0, w0), (h1, w1) = self._frame_hw, hw
+            raise ValueError(
+                f"frame size changed from {w0}x{h0} to {w1}x{h1} mid-sequence; a tracker follows one video: "
+                "call the init method again on the new size (or resize the frames to the first one's size)"
+            )
+        return f
+
     def _start(self, frame: Any, box: Any) -> np.ndarray:
         """Initialise the refiner on ``frame``/``box`` (host colour order); returns the float box."""
         b = as_box(box)

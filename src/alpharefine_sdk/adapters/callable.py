@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .base import RefinedTracker, frame_array, usable
+from .base import RefinedTracker, usable
 
 
 class CallableAdapter(RefinedTracker):
@@ -27,13 +27,14 @@ class CallableAdapter(RefinedTracker):
 
     def init(self, frame: Any, box: Any) -> None:
         """Initialise the refiner on the first ``frame`` and the target's ``box``."""
-        self._start(frame_array(frame), box)
+        f, b = self._check_start(frame, box)
+        self._start(f, b)
         self._initialized = True
 
     def update(self, frame: Any) -> Any:
         """Run ``fn(frame)``, refine its box and return the refined ``(x, y, w, h)`` (float64)."""
         self._require_init("update", "init")
-        f = frame_array(frame)
+        f = self._check_frame(frame)
         box = self.base(frame)
         if box is None or not usable(box, f.shape[:2]):
             self._skip(box)

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._optional import require
-from .base import RefinedTracker, frame_array, usable
+from .base import RefinedTracker, usable
 from .writeback import write_known_state
 
 _CLASS: Optional[type] = None
@@ -45,14 +45,15 @@ class Got10kMixin(RefinedTracker):
 
     def init(self, image: Any, box: Any) -> None:
         """Initialise the base tracker and the refiner on ``image`` (PIL or numpy RGB) and ``box``."""
+        f, b = self._check_start(image, box)  # before the base tracker sees them
         self.base.init(image, box)
-        self._start(frame_array(image), box)
+        self._start(f, b)
         self._initialized = True
 
     def update(self, image: Any) -> np.ndarray:
         """Track, refine, write back; returns the refined ``[x, y, w, h]`` (float64)."""
         self._require_init("update", "init")
-        f = frame_array(image)
+        f = self._check_frame(image)
         box = self.base.update(image)
         if not usable(box, f.shape[:2]):
             self._skip(box)

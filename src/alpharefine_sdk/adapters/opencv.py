@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
-from ..boxes import as_box, as_frame, clip_box, round_box_for_opencv
+from ..boxes import as_frame, clip_box, round_box_for_opencv
 from .base import RefinedTracker, usable
 from .detect import _is_zero_arg, is_opencv_factory, is_opencv_tracker
 from .opencv_trackers import (
@@ -27,6 +27,7 @@ from .opencv_trackers import (
 __all__ = ["OpenCVAdapter", "OPENCV_TRACKERS", "opencv_tracker", "opencv_factory"]
 
 REINIT_MODES = ("same", "fresh")
+OPENCV_MIN_SIDE = 5  # pixels: cv2.TrackerMIL hangs on 4x4 boxes, CSRT fails on 1x1
 
 
 def _is_legacy(tracker: Any) -> bool:
@@ -114,17 +115,44 @@ class OpenCVAdapter(RefinedTracker):
         return np.repeat(f[:, :, None], 3, axis=2) if f.ndim == 2 else f
 
     def _base_box(self, box: np.ndarray, hw: Tuple[int, int]) -> Tuple[Any, ...]:
-        """The box in the form the base's ``init`` accepts: inside the image, ints for the new API."""
-        if self.native and not self.legacy:
-            return round_box_for_opencv(clip_box(box, hw, 1.0), hw)
+        """The box in the form the base's ``init`` accepts: inside the image; for OpenCV's own
+        trackers integers (the new API refuses floats, legacy Boosting crashes the process on them)
+        and at least ``OPENCV_MIN_SIDE`` pixels a side (MIL hangs on smaller boxes)."""
+        if self.native:
+            return round_box_for_opencv(clip_box(box, hw, float(OPENCV_MIN_SIDE)), hw)
         return tuple(float(v) for v in clip_box(box, hw, 1.0))
+
+    def _check_init_box(self, b: np.ndarray, hw: Tuple[int, int]) -> None:
+        if not self.native:
+            return
+        x, y, w, h = round_box_for_opencv(b, hw)
+        if w < OPENCV_MIN_SIDE or h < OPENCV_MIN_SIDE:
+            raise ValueError(
+                f"box {b.tolist()} covers {w}x{h} pixels of the frame; OpenCV's trackers need at least "
+                f"{OPENCV_MIN_SIDE}x{OPENCV_MIN_SIDE} (MIL hangs and CSRT fails on smaller boxes): pass a larger box"
+            )
+
+    def _call_init(self, tracker: Any, frame: np.ndarray, box: Tuple[Any, ...]) -> Any:
+        """The base's ``init``, with OpenCV's own errors turned into one clear ``ValueError``."""
+        cv2 = sys.modules.get("cv2")
+        error = getattr(cv2, "error", None) if cv2 is not None else None
+        if error is None:
+            return tracker.init(frame, box)
+        try:
+            return tracker.init(frame, box)
+        except error as e:
+            last = [ln for ln in str(e).strip().splitlines() if ln.strip()][-1:] or [""]
+            raise ValueError(
+                f"{type(tracker).__name__}.init refused the box {tuple(box)} on a "
+                f"{frame.shape[1]}x{frame.shape[0]} frame (OpenCV: {last[0].strip()[:160]})"
+            ) from None
 
     def _out(self, box: np.ndarray, hw: Tuple[int, int]) -> Tuple[Any, ...]:
         return round_box_for_opencv(box, hw) if self.as_int else tuple(float(v) for v in box)
 
     def _init_base(self, frame: np.ndarray, box: Tuple[Any, ...], fresh: bool) -> Any:
         tracker = self._build(self.factory) if fresh else self.base
-        ok = tracker.init(frame, box)
+        ok = self._call_init(tracker, frame, box)
         if ok is False and fresh:  # legacy init refused the box: keep the current instance
             return ok
         self.base = tracker
@@ -136,8 +164,9 @@ class OpenCVAdapter(RefinedTracker):
 
         Returns what the base's ``init`` returns (``None`` for ``cv2.Tracker*``, ``bool`` for legacy).
         """
-        f = self._frame(frame)
-        b = as_box(box)
+        f, b = self._check_start(frame, box)  # before the base tracker sees them
+        f = self._frame(f)
+        self._check_init_box(b, f.shape[:2])
         fresh = self._base_used and self.reinit == "fresh" and self.factory is not None
         ok = self._init_base(f, self._base_box(b, f.shape[:2]), fresh)
         self._base_used = True
@@ -148,7 +177,7 @@ class OpenCVAdapter(RefinedTracker):
     def update(self, frame: Any) -> Tuple[bool, Tuple[Any, ...]]:
         """Track, refine, write back; ``(ok, (x, y, w, h))`` like the base tracker's ``update``."""
         self._require_init("update", "init")
-        f = self._frame(frame)
+        f = self._frame(self._check_frame(frame))
         out = self.base.update(f)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from .base import RefinedTracker, frame_array, usable
+from .base import RefinedTracker, usable
 from .writeback import write_pysot
 
 
@@ -39,9 +39,9 @@ class PysotAdapter(RefinedTracker):
 
     def init(self, img: Any, bbox: Any) -> Any:
         """Initialise the base tracker and the refiner on ``img`` (BGR) and ``bbox`` ``[x, y, w, h]``."""
-        f = frame_array(img)
+        f, b = self._check_start(img, bbox, "bbox")  # before the base tracker sees them
         out = self.base.init(img, bbox)
-        self._start(f, bbox)
+        self._start(f, b)
         self._initialized = True
         return out
 
@@ -54,7 +54,7 @@ class PysotAdapter(RefinedTracker):
     def track(self, img: Any) -> Dict[str, Any]:
         """Track, refine, write back; returns pysot's dict with the refined ``'bbox'``."""
         self._require_init("track", "init")
-        f = frame_array(img)
+        f = self._check_frame(img)
         outputs = self.base.track(img)
         if not isinstance(outputs, dict) or "bbox" not in outputs:
             raise TypeError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .base import RefinedTracker, frame_array, usable
+from .base import RefinedTracker, usable
 from .writeback import has_pytracking_state, has_state_list, write_pytracking, write_state_list
 
 
@@ -58,16 +58,16 @@ class PytrackingAdapter(RefinedTracker):
         """Initialise the base tracker and the refiner on ``image`` (RGB) and ``info['init_bbox']``."""
         if not isinstance(info, dict) or "init_bbox" not in info:
             raise TypeError(f"info must be a dict with 'init_bbox': [x, y, w, h]; got {info!r}")
-        f = frame_array(image)
+        f, b = self._check_start(image, info["init_bbox"], "info['init_bbox']")  # before the base sees them
         out = self.base.initialize(image, info)
-        self._start(f, info["init_bbox"])
+        self._start(f, b)
         self._initialized = True
         return out
 
     def track(self, image: Any, info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """Track, refine, write back; returns the base's dict with the refined ``'target_bbox'``."""
         self._require_init("track", "initialize")
-        f = frame_array(image)
+        f = self._check_frame(image)
         out = self.base.track(image, info)
         if not isinstance(out, dict) or "target_bbox" not in out:
             raise TypeError(f"{type(self.base).__name__}.track() must return a dict with 'target_bbox'; got {out!r}")

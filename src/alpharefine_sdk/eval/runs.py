@@ -9,7 +9,6 @@ previous output box is recorded for that frame.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -76,13 +75,13 @@ def _valid_box(box: Any, hw: Any) -> Optional[np.ndarray]:
 
 
 def _init_box_for(tracker: Any, box: np.ndarray, hw: Any) -> Any:
-    """Integer box for OpenCV's new API (it refuses floats), floats for anything else."""
+    """Integer box for OpenCV's own trackers (the new API refuses floats, legacy Boosting crashes on
+    them), as the adapter gives them; floats for anything else."""
     from ..adapters.detect import is_opencv_tracker
+    from ..adapters.opencv import OPENCV_MIN_SIDE
 
-    legacy_mod = getattr(sys.modules.get("cv2"), "legacy", None)
-    legacy = legacy_mod is not None and isinstance(tracker, legacy_mod.Tracker)
-    if is_opencv_tracker(tracker) and not legacy:
-        return round_box_for_opencv(clip_box(box, hw, 1.0), hw)
+    if is_opencv_tracker(tracker):
+        return round_box_for_opencv(clip_box(box, hw, float(OPENCV_MIN_SIDE)), hw)
     return tuple(float(v) for v in box)
 
 
