@@ -61,13 +61,13 @@ def test_exported_folder_serves_refiner(exported, checkpoint_path, golden, parit
 
 def test_export_refuses_bad_arguments(exported, checkpoint_path, tmp_path, capsys):
     _, out, _ = exported
-    assert main(["export", str(checkpoint_path), str(out)]) == 2
+    assert main(["export", str(checkpoint_path), str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["export", str(checkpoint_path), str(tmp_path / "a"), "--format", "tflite"]) == 2
+    assert main(["export", str(checkpoint_path), str(tmp_path / "a"), "--format", "tflite"]) == 1
     assert "--format must be one of ('onnx',)" in capsys.readouterr().err
-    assert main(["export", str(checkpoint_path), str(tmp_path / "b"), "--opset", "7"]) == 2
+    assert main(["export", str(checkpoint_path), str(tmp_path / "b"), "--opset", "7"]) == 1
     assert "opset must be an int in 13..20" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "missing.pth.tar"), str(tmp_path / "c")]) == 2
+    assert main(["export", str(tmp_path / "missing.pth.tar"), str(tmp_path / "c")]) == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
@@ -95,5 +95,5 @@ def test_export_with_mask_adds_the_mask_graph(checkpoint_path, tmp_path, capsys)
     assert main(["export", str(checkpoint_path), str(out), "--overwrite", "--no-verify"]) == 0
     assert not (out / "search_mask.onnx").exists()
     (out / "notes.txt").write_text("mine")
-    assert main(["export", str(checkpoint_path), str(out), "--overwrite", "--no-verify"]) == 2
+    assert main(["export", str(checkpoint_path), str(out), "--overwrite", "--no-verify"]) == 1
     assert "not ours" in capsys.readouterr().err

@@ -120,12 +120,12 @@ def test_eval_resumes(eval_run, capsys):
 )
 def test_eval_errors(tmp_path, capsys, extra, message):
     rc = main(["eval", str(need(CROSSING)), "--weights", str(need(CHECKPOINT)), "-o", str(tmp_path), "-q"] + extra)
-    assert rc == 2
+    assert rc == 1
     assert message in capsys.readouterr().err
 
 
 def test_missing_dataset(tmp_path, capsys):
-    assert main(["eval", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 2
+    assert main(["eval", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 1
     assert "dataset folder not found" in capsys.readouterr().err
 
 

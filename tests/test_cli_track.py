@@ -118,7 +118,7 @@ def test_track_errors(tmp_path, capsys, extra, message):
         argv += ["-o", str(tmp_path / "o.avi")]
     else:
         extra = [extra[0], str(tmp_path / extra[1])]
-    assert main(argv + extra) == 2
+    assert main(argv + extra) == 1
     assert message in capsys.readouterr().err
 
 
@@ -127,5 +127,5 @@ def test_track_folder_without_ground_truth_needs_init(tmp_path, capsys):
     d.mkdir()
     for p in sorted(need(CROSSING / "img").iterdir())[:2]:
         shutil.copy(p, d / p.name)
-    assert main(["track", str(d), "-o", str(tmp_path / "o.avi"), "--weights", str(need(CHECKPOINT))]) == 2
+    assert main(["track", str(d), "-o", str(tmp_path / "o.avi"), "--weights", str(need(CHECKPOINT))]) == 1
     assert "--init" in capsys.readouterr().err

@@ -49,9 +49,9 @@ def test_convert_refuses_a_non_empty_folder(model_folder, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert main(["convert", str(model_folder), str(out)]) == 2
+    assert main(["convert", str(model_folder), str(out)]) == 1
     assert "is not empty" in capsys.readouterr().err
-    assert main(["convert", str(model_folder), str(out), "--overwrite"]) == 2  # not ours: still refused
+    assert main(["convert", str(model_folder), str(out), "--overwrite"]) == 1  # not ours: still refused
     assert "not ours" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
     (out / "keep.txt").unlink()
     assert main(["convert", str(model_folder), str(out)]) == 0
@@ -59,7 +59,7 @@ def test_convert_refuses_a_non_empty_folder(model_folder, tmp_path, capsys):
 
 
 def test_convert_missing_input(tmp_path, capsys):
-    assert main(["convert", str(tmp_path / "nope.pth.tar"), str(tmp_path / "o")]) == 2
+    assert main(["convert", str(tmp_path / "nope.pth.tar"), str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("alpharefine-sdk convert: error:") and "does not exist" in err
 
@@ -68,7 +68,7 @@ def test_convert_truncated_checkpoint(checkpoint_path, tmp_path, capsys):
     bad = tmp_path / "SEcmnet_ep0040-c.pth.tar"
     with open(checkpoint_path, "rb") as f:
         bad.write_bytes(f.read(1 << 20))
-    assert main(["convert", str(bad), str(tmp_path / "o")]) == 2
+    assert main(["convert", str(bad), str(tmp_path / "o")]) == 1
     assert "could not read" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -93,7 +93,7 @@ def _evil_checkpoint(tmp_path: Path, zip_format: bool) -> tuple:
 
 def test_convert_malicious_checkpoint_in_process(tmp_path, capsys):
     evil, marker = _evil_checkpoint(tmp_path, zip_format=True)
-    assert main(["convert", str(evil), str(tmp_path / "o")]) == 2
+    assert main(["convert", str(evil), str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "refused to load" in err and "system" in err and "may be malicious" in err
     assert not marker.exists() and not (tmp_path / "o").exists()
@@ -110,7 +110,7 @@ def test_convert_malicious_legacy_checkpoint_cli(tmp_path):
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     assert "refused to load" in proc.stderr and "system" in proc.stderr, proc.stderr
     assert not marker.exists(), "the pickled os.system call ran"
     assert not (tmp_path / "o").exists()
@@ -136,6 +136,6 @@ def test_convert_and_push_to_hub(model_folder, tmp_path, monkeypatch, capsys):
 
 
 def test_convert_bad_repo_id_fails_before_writing(model_folder, tmp_path, capsys):
-    assert main(["convert", str(model_folder), str(tmp_path / "o"), "--push-to-hub", "no slash"]) == 2
+    assert main(["convert", str(model_folder), str(tmp_path / "o"), "--push-to-hub", "no slash"]) == 1
     assert "repo_id must look like 'org/name'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -40,14 +40,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(e: BaseException) -> str:
+    """The exception's message on one line (OpenCV's errors span several)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = " ".join(lines) if len(lines) <= 3 else lines[-1]
+    return text or type(e).__name__
+
+
+def _is_opencv_error(e: BaseException) -> bool:
+    cv2 = sys.modules.get("cv2")
+    return cv2 is not None and isinstance(e, getattr(cv2, "error", ()))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command. Exit status: 0 success, 1 a runtime failure (one line on stderr), 2 bad
+    usage (argparse's message), 130 interrupted. ``--debug`` (anywhere) shows the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     args = parser.parse_args(argv)
+    prefix = f"alpharefine-sdk {args.command}: error:"
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError, RuntimeError) as e:
-        print(f"alpharefine-sdk {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"alpharefine-sdk {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if debug:
+            raise
+        print(f"{prefix} out of memory; try fewer --workers, smaller inputs or --max-frames", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, (ValueError, OSError, ImportError, RuntimeError)) or _is_opencv_error(e):
+            where = "OpenCV: " if _is_opencv_error(e) else ""
+            print(f"{prefix} {where}{_one_line(e)}", file=sys.stderr)
+        else:  # not anticipated: still one line, the traceback is one flag away
+            print(f"{prefix} {type(e).__name__}: {_one_line(e)} (run again with --debug for the traceback)",
+                  file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..boxes import iou
-    from ..eval.datasets import load_sequence
+    from ..eval.datasets import load_sequence, read_boxes
     from ..refiner import Refiner
     from ..training.augment import Jitter
 
@@ -52,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
     n = len(seq) if args.max_frames is None else min(len(seq), args.max_frames)
     rng = np.random.default_rng(args.seed)
     jitter = Jitter(scale=args.jitter, center=args.jitter)  # the training recipe's jitter
-    given = np.loadtxt(args.boxes, delimiter=",", ndmin=2) if args.boxes else None
+    given = read_boxes(args.boxes, allow_polygons=False) if args.boxes else None
+    if given is not None and len(given) < n:
+        raise ValueError(
+            f"--boxes {args.boxes} has {len(given)} rows but {n} frames are refined: give one x,y,w,h row per "
+            f"frame (or pass --max-frames {len(given)})"
+        )
     refiner.initialize(seq.frame(0), seq.gt[0])
     out, ious_in, ious_out, times = [np.asarray(seq.gt[0], float)], [], [], []
     print(f"{'frame':>5}  {'input x,y,w,h':>30}  {'refined x,y,w,h':>30}  {'IoU in':>6} {'IoU out':>7} {'ms':>6}")

@@ -124,22 +124,32 @@ class Sequence:
 
 
 # ---------------------------------------------------------------------------------------- files
+def _read_image_bytes(path: Path, what: str) -> np.ndarray:
+    from .._files import MAX_WEIGHTS_BYTES, read_limited
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{what} file is missing: {path}")
+    data = read_limited(path, MAX_WEIGHTS_BYTES, f"{what} file")
+    if Path(path).suffix.lower() in (".jpg", ".jpeg") and not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
+        raise ValueError(
+            f"{what} {path} is truncated (the JPEG has no end marker; a decoder would fill the rest with grey): "
+            "copy or extract it again"
+        )
+    return np.frombuffer(data, dtype=np.uint8)
+
+
 def _imread(path: Path) -> np.ndarray:
     cv2 = _cv2()
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = cv2.imdecode(_read_image_bytes(path, "frame"), cv2.IMREAD_COLOR)
     if img is None:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"frame file is missing: {path}")
         raise ValueError(f"cannot decode image {path} (corrupt or not an image)")
     return img
 
 
 def _read_mask(path: Path) -> np.ndarray:
     cv2 = _cv2()
-    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    m = cv2.imdecode(_read_image_bytes(path, "mask"), cv2.IMREAD_UNCHANGED)
     if m is None:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"mask file is missing: {path}")
         raise ValueError(f"cannot decode mask {path}")
     if m.ndim == 3:
         m = m[:, :, :3].max(axis=2)
@@ -165,9 +175,9 @@ def read_boxes(path: PathLike, allow_polygons: bool = True) -> np.ndarray:
     Polygons become their axis-aligned bounding box (VOT toolkit convention).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"ground-truth file not found: {path}")
-    lines = path.read_text().splitlines()
+    lines = _read_text(path, "ground-truth file").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -190,9 +200,22 @@ def read_boxes(path: PathLike, allow_polygons: bool = True) -> np.ndarray:
     return out
 
 
+def _read_text(path: Path, what: str) -> str:
+    """A text file (regular, at most 256 MiB, UTF-8) or one ``ValueError`` naming it."""
+    from .._files import MAX_TEXT_BYTES, read_limited
+
+    data = read_limited(path, MAX_TEXT_BYTES, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{what} {path} is not text (byte {e.start} is not UTF-8); it needs one x,y,w,h line per frame"
+        ) from None
+
+
 def _read_flags(path: Path, n: int) -> np.ndarray:
     """Per-frame 0/1 flags, one per line or comma-separated on one line."""
-    text = path.read_text().strip()
+    text = _read_text(path, "flag file").strip()
     if not text:
         raise ValueError(f"flag file is empty: {path}; it needs one 0/1 value per frame")
     vals = []
@@ -232,7 +255,9 @@ def _check_contiguous(frames: List[Path], folder: Path) -> None:
 
 
 def _fit(frames: List[Path], gt: np.ndarray, folder: Path, gt_path: Path) -> np.ndarray:
-    """Match frames and ground truth: error on missing frames, NaN-pad a shorter ground truth."""
+    """Match frames and ground truth: error on missing frames and on a short ground truth; a
+    single line is an initialisation-only sequence (GOT-10k's test split, ``init_box``), whose
+    later frames are unknown (NaN)."""
     if not frames:
         raise FileNotFoundError(f"no frames ({', '.join(IMAGE_EXTS)}) found in {folder}")
     _check_contiguous(frames, folder)
@@ -241,9 +266,19 @@ def _fit(frames: List[Path], gt: np.ndarray, folder: Path, gt_path: Path) -> np.
             f"{gt_path} has {len(gt)} lines but only {len(frames)} frames exist in {folder}: "
             f"frame {len(frames) + 1} onwards is missing"
         )
-    if len(frames) > len(gt):  # e.g. a GOT-10k test sequence: only frame 0 is annotated
-        gt = np.vstack([gt, np.full((len(frames) - len(gt), 4), np.nan)])
-    return gt
+    return _pad_init_only(gt, len(frames), gt_path, f"{len(frames)} frames exist in {folder}")
+
+
+def _pad_init_only(gt: np.ndarray, n: int, gt_path: Path, have: str) -> np.ndarray:
+    if len(gt) == n:
+        return gt
+    if len(gt) > 1:
+        raise ValueError(
+            f"{gt_path} has {len(gt)} lines but {have}: the ground truth is short (frames "
+            f"{len(gt) + 1}..{n} have no box). Complete it (a 'nan,nan,nan,nan' line marks an unknown "
+            "frame), or keep only frame 0's line for an initialisation-only sequence"
+        )
+    return np.vstack([gt, np.full((n - len(gt), 4), np.nan)])  # only frame 0 is annotated
 
 
 def _finish(
@@ -408,7 +443,7 @@ def _load_video(p: Path, init_box: Any = None) -> Sequence:
     gt = _video_gt(p, init_box)
     if len(gt) > n:
         raise ValueError(f"the ground truth for {p} has {len(gt)} lines but the video has {n} frames")
-    gt = np.vstack([gt, np.full((n - len(gt), 4), np.nan)])
+    gt = _pad_init_only(gt, n, p.with_suffix(".txt") if init_box is None else p, f"the video {p} has {n} frames")
     return _finish(p.stem, "video", [], gt, np.zeros(n, bool), None, p)
 
 
