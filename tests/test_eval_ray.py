@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import DATA, need
+from conftest import CHECKPOINT, DATA, need
 
 pytest.importorskip("cv2")
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'alpharefine-sdk[ray]'")
@@ -82,6 +82,18 @@ def test_ray_matches_workers_and_resumes(tmp_path, local_ray):
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items() if p != lost)
     c = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert _strip_timing(c) == _strip_timing(b)
+
+
+def test_ray_sends_given_weights(tmp_path, local_ray):
+    """Weights given by path are loaded once on the driver and sent to the actors: same boxes as serial."""
+    data = _copy(tmp_path)
+    common = ["eval", str(data), "--tracker", "mil", "--sequence", "Crossing", "--sequence", "ball1", "-q",
+              "--no-plots", "--max-frames", "2", "--weights", str(need(CHECKPOINT))]  # fmt: skip
+    assert main(common + ["-o", str(tmp_path / "serial")]) == 0
+    assert main(common + ["-o", str(tmp_path / "ray"), "--ray"]) == 0
+    for s in ("Crossing", "ball1"):
+        a = (tmp_path / "serial" / "boxes" / "mil+AR" / f"{s}.txt").read_text()
+        assert a == (tmp_path / "ray" / "boxes" / "mil+AR" / f"{s}.txt").read_text() and len(a.splitlines()) == 2
 
 
 def test_ray_needs_the_extra(monkeypatch, tmp_path, capsys):

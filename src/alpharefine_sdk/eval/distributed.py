@@ -19,12 +19,33 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from .._optional import require
 
 
+class _Rebuild:
+    """A refiner whose engine does not pickle (a live ONNX Runtime or OpenVINO session), sent as its
+    network, config and engine kind; the actor builds the same kind of engine on its node."""
+
+    def __init__(self, refiner: Any) -> None:
+        engine = refiner.engine
+        self.backend = getattr(engine, "name", "torch")
+        self.precision = getattr(engine, "precision", "fp32")
+        self.net, self.config = refiner.net, refiner.config
+        self.image_format, self.gate = refiner.image_format, refiner.gate
+
+    def build(self, device: Optional[str]) -> Any:
+        from ..backends import make_engine
+        from ..refiner import Refiner
+
+        engine = make_engine(self.backend, self.net, self.config, device=device, precision=self.precision)
+        return Refiner(engine, self.config, image_format=self.image_format, gate=self.gate)
+
+
 class _Worker:
     """One Ray actor: the network loaded once, then one run per call (no file writes on the node)."""
 
     def __init__(self, refiner: Any, gate: Any, device: Optional[str], threads: int) -> None:
         from .runner import _init_worker
 
+        if isinstance(refiner, _Rebuild):
+            refiner = refiner.build(device)
         _init_worker(None, refiner, gate, device, threads)  # refiner None: the packaged default model
 
     def run(self, seq: Any, tracker: str, cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -61,7 +82,6 @@ def run_on_ray(
     address: Union[bool, str, None],
     refiner: Any,
     gate: Any,
-    weights: Any = None,
     device: Optional[str] = None,
     workers: int = 1,
     progress: bool = False,
@@ -69,9 +89,9 @@ def run_on_ray(
     """Run ``tasks`` (``(sequence, tracker, cfg, output)``) on Ray; records in the order of ``tasks``.
 
     ``workers`` > 1 sets the number of actors; otherwise one per CPU of the cluster (at most one
-    per task). With ``weights=None`` each actor loads the packaged default model itself (every node
-    has the package); other weights are sent once, as the loaded ``refiner``, through the object
-    store. Each finished run is written under its ``output`` at once (resume)."""
+    per task). ``refiner=None``: each actor loads the packaged default model itself (every node has
+    the package); a refiner is sent once through the object store. Each finished run is written
+    under its ``output`` at once (resume)."""
     from tqdm.auto import tqdm
 
     from .runner import _write_run
@@ -82,7 +102,10 @@ def run_on_ray(
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n = max(1, min(len(tasks), workers if workers > 1 else cpus))
         actor = ray.remote(num_cpus=1)(_Worker)
-        ref = None if weights is None else ray.put(refiner)
+        try:
+            ref = None if refiner is None else ray.put(refiner)
+        except TypeError:  # an engine that does not pickle: send what rebuilds it
+            ref = ray.put(_Rebuild(refiner))
         pool = [actor.remote(ref, gate, device, 1) for _ in range(n)]
         pending: Dict[Any, int] = {}
         queue = list(range(len(tasks)))

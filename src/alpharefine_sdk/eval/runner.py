@@ -241,6 +241,8 @@ def evaluate(
         raise ValueError(f"workers must be an int >= 1; got {workers!r}")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 2):
         raise ValueError(f"max_frames must be an int >= 2 (frame 0 initialises the tracker); got {max_frames!r}")
+    # the packaged default: worker processes and Ray actors load it themselves rather than receive it
+    packaged = refiner is None and weights is None
     opts = {t: dict((tracker_options or {}).get(t, {})) for t in trackers}
     for t in trackers:
         make_factory(t, opts[t])  # fail now, with a clear message, not inside a worker
@@ -284,8 +286,7 @@ def evaluate(
             run_on_ray(
                 todo,
                 address=ray,
-                refiner=refiner,
-                weights=weights,
+                refiner=None if packaged else refiner,
                 gate=gate,
                 device=device,
                 workers=workers,
@@ -293,7 +294,7 @@ def evaluate(
             )
         )
     else:
-        fresh = iter(_run_all(todo, workers, refiner, weights, gate, device, progress) if todo else [])
+        fresh = iter(_run_all(todo, workers, refiner, weights, gate, device, progress, packaged) if todo else [])
     records = [rec if rec is not None else next(fresh) for rec in done]
     results = build_results(records, seqs, cfg)
     if out is not None:
@@ -309,6 +310,7 @@ def _run_all(
     gate: Any,
     device: Optional[str],
     progress: bool,
+    packaged: bool = False,
 ) -> List[Dict[str, Any]]:
     from tqdm.auto import tqdm
 
@@ -325,7 +327,7 @@ def _run_all(
         import multiprocessing as mp
 
         threads = max(1, (os.cpu_count() or 1) // workers)
-        ship = refiner if weights is None or not isinstance(weights, (str, os.PathLike)) else None
+        ship = None if packaged else refiner if weights is None or not isinstance(weights, (str, os.PathLike)) else None
         with ProcessPoolExecutor(
             max_workers=workers,
             mp_context=mp.get_context("spawn"),
