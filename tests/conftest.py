@@ -44,10 +44,11 @@ def checkpoint_path() -> Path:
 
 @pytest.fixture(scope="session")
 def ar34(checkpoint_path):
-    """The parity network loaded once per session (CPU, exact fp32)."""
+    """The parity network loaded once per session (CPU, exact fp32: the torch engine running the
+    loaded network itself, no batch-norm folding or layout change)."""
     from alpharefine_sdk import Refiner
 
-    return Refiner.from_pretrained(checkpoint_path, device="cpu")
+    return Refiner.from_pretrained(checkpoint_path, device="cpu", backend="torch", fold_bn=False, channels_last=False)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def test_convert_original_checkpoint(checkpoint_path, ar34, tmp_path, capsys):
     assert printed.count("sha256 ") == 3
     assert {p.name for p in out.iterdir()} == {WEIGHTS_NAME, CONFIG_NAME, "README.md"}
     assert _same_as(out, ar34)
-    assert Refiner.from_pretrained(out, device="cpu").config.architecture == "ar34_cm"
+    assert Refiner.from_pretrained(out, backend="torch", device="cpu").config.architecture == "ar34_cm"
 
 
 def test_convert_refuses_a_non_empty_folder(model_folder, tmp_path, capsys):

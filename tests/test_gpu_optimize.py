@@ -49,7 +49,7 @@ def fast32(ar34):
 
 
 def _scores(engine: FastTorchEngine, crop: np.ndarray, kernel: torch.Tensor) -> torch.Tensor:
-    net = engine.net
+    net = engine.run_net
     with torch.inference_mode():
         x = engine.normalize(torch.from_numpy(crop if crop.ndim == 4 else crop[None]))
         feat = net.feature_extractor(x, (net.deep_tap,))[net.deep_tap]
@@ -83,9 +83,9 @@ def test_device_normalizer_is_bit_exact(golden):
 def test_optimize_builds_the_fast_network(fast32, ar34):
     eng = fast32.engine
     assert isinstance(eng, FastTorchEngine) and eng is not ar34.engine
-    assert isinstance(eng.net.neck, FusedCorrelationNeck)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in eng.net.modules())
-    assert eng.net.feature_extractor.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert isinstance(eng.run_net.neck, FusedCorrelationNeck)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in eng.run_net.modules())
+    assert eng.run_net.feature_extractor.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert isinstance(ar34.net.feature_extractor.bn1, nn.BatchNorm2d), "the exact engine's network is untouched"
     assert fast32.clone().engine is eng
 
@@ -178,7 +178,7 @@ def test_bf16_path_keeps_coordinates_in_fp32(ar34, golden):
     bf16 (docs/gpu.md): corners stay within 32 px of the goldens on a 256 px crop."""
     r = optimize(ar34.clone(), precision="bf16")
     eng = r.engine
-    assert eng.dtype == torch.bfloat16 and next(eng.net.parameters()).dtype == torch.bfloat16
+    assert eng.dtype == torch.bfloat16 and next(eng.run_net.parameters()).dtype == torch.bfloat16
     for i in (0, 10):
         k = eng.template(_png(golden, "template_crop", int(golden["template_index"][i]))[None])
         assert k.dtype == torch.bfloat16
@@ -215,9 +215,9 @@ def test_engine_rejects_bad_crops_and_kernel_counts(fast32, golden):
 
 def test_reoptimize_starts_from_the_exact_network(fast32):
     r = optimize(fast32.clone(), precision="fp32", fold_bn=False, fused_correlation=False, channels_last=False)
-    assert r.engine.base_net is fast32.engine.base_net
-    assert any(isinstance(m, nn.BatchNorm2d) for m in r.engine.net.modules())
-    assert not isinstance(r.engine.net.neck, FusedCorrelationNeck)
+    assert r.engine.net is fast32.engine.net
+    assert any(isinstance(m, nn.BatchNorm2d) for m in r.engine.run_net.modules())
+    assert not isinstance(r.engine.run_net.neck, FusedCorrelationNeck)
 
 
 # --------------------------------------------------------------------------- CUDA
@@ -304,15 +304,15 @@ def test_optimize_another_architecture(golden):
     from alpharefine_sdk import Refiner
     from alpharefine_sdk.backends.torch_engine import TorchEngine
     from alpharefine_sdk.config import ModelConfig
-    from alpharefine_sdk.nn.arnet import build_net
+    from alpharefine_sdk.nn.registry import build_net
 
     torch.manual_seed(0)
     net = randomize_batchnorm(build_net("mnv2_cm").eval(), mean_std=0.1, bias_std=0.1)
     config = ModelConfig(architecture="mnv2_cm")
     exact = Refiner(TorchEngine(net, config, device="cpu"), config)
     fast = optimize(exact.clone(), precision="fp32")
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.engine.net.modules())
-    assert isinstance(fast.engine.net.neck, FusedCorrelationNeck)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.engine.run_net.modules())
+    assert isinstance(fast.engine.run_net.neck, FusedCorrelationNeck)
     tmpl, crop = _png(golden, "template_crop", 0), _png(golden, "search_crop", 0)
     a, _ = exact.engine.search(crop[None], exact.engine.template(tmpl[None]))
     b, _ = fast.engine.search(crop[None], fast.engine.template(tmpl[None]))

@@ -312,7 +312,7 @@ def test_hub_cache_env_wins_over_hf_home(hub, hf_env, tmp_path, monkeypatch):
 def test_save_pretrained_round_trip_bit_for_bit(ar34, model_dir, tmp_path):
     import yaml
 
-    r = Refiner.from_pretrained(model_dir, device="cpu")
+    r = Refiner.from_pretrained(model_dir, backend="torch", device="cpu")
     assert _same_weights(r, ar34) and r.config == ar34.config
     for k, v in r.net.state_dict().items():  # bit for bit, dtype included
         ref = ar34.net.state_dict()[k]
@@ -347,7 +347,7 @@ def test_save_pretrained_never_clobbers(ar34, tmp_path):
 
 def test_hub_model_matches_original_on_parity_cases(hub, hf_env, golden, parity_frames):
     """The downloaded 41 MB model reproduces the original's boxes (two cases sharing one template)."""
-    r = Refiner.from_pretrained("org/ar34", device="cpu")
+    r = Refiner.from_pretrained("org/ar34", backend="torch", device="cpu")
     gets = [(q.server, q.path) for q in hub.requests if q.method == "GET"]
     assert ("hub", "/org/ar34/resolve/main/config.json") in gets and any(s == "cdn" for s, _ in gets)
     assert all("README" not in p for _, p in gets)  # only the two files we need
@@ -376,7 +376,7 @@ def test_push_to_hub(hub, hf_env, ar34, monkeypatch):
     assert 'Refiner.from_pretrained("org/pushed")' in files["README.md"].decode()
     assert any(p.endswith("/info/lfs/objects/batch") for p in hub.paths("POST"))  # weights went as LFS
     assert hub.commits[-1][3] == "first upload"
-    r = Refiner.from_pretrained("org/pushed", revision=info.oid, device="cpu")
+    r = Refiner.from_pretrained("org/pushed", revision=info.oid, backend="torch", device="cpu")
     assert _same_weights(r, ar34)
     # a branch
     dev = ar34.push_to_hub("org/pushed", token="hf_test_write", revision="dev")

@@ -247,7 +247,7 @@ def test_zip_serialization_and_bare_state_dict(tmp_path, ar34, frame):
     }
     for name, obj in variants.items():
         torch.save(obj, tmp_path / name)
-        r = Refiner.from_pretrained(tmp_path / name, device="cpu")
+        r = Refiner.from_pretrained(tmp_path / name, backend="torch", device="cpu", fold_bn=False, channels_last=False)
         r.initialize(frame, BOX)
         np.testing.assert_array_equal(r.refine(frame, BOX).box, want)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from .config import ModelConfig
 from .gate import GateArg, resolve_gate
 from .geometry.crop import CropWindow, box_from_corners, crop_patch, crop_window, paste_mask
 from .types import RefineResult
+
+if TYPE_CHECKING:
+    from .backends.base import Engine
 
 
 class Refiner:
@@ -22,7 +25,9 @@ class Refiner:
     :meth:`clone` gives another target a refiner on the same loaded network.
     """
 
-    def __init__(self, engine: Any, config: ModelConfig, *, image_format: str = "RGB", gate: GateArg = "auto") -> None:
+    def __init__(
+        self, engine: "Engine", config: ModelConfig, *, image_format: str = "RGB", gate: GateArg = "auto"
+    ) -> None:
         self.engine = engine
         self.config = config
         self.image_format = check_image_format(image_format)
@@ -40,7 +45,7 @@ class Refiner:
         local_files_only: bool = False,
         token: Optional[str] = None,
         device: Optional[str] = None,
-        backend: str = "torch",
+        backend: str = "auto",
         precision: str = "fp32",
         image_format: str = "RGB",
         gate: GateArg = "auto",
@@ -51,7 +56,8 @@ class Refiner:
         ``source``: ``None`` (the packaged default model), a model folder, ``model.safetensors``,
         an original ``*.pth.tar`` (converted in memory, nothing from its pickle is executed), a
         short model name, or a Hub repo id ``"org/name"``. ``device=None`` picks CUDA when present.
-        ``backend``: "torch" (default), "onnxruntime" or "openvino"; ``precision``: "fp32"
+        ``backend``: "auto" (default: the fastest exact engine installed, see
+        ``docs/backends.md``), "torch", "onnxruntime" or "openvino"; ``precision``: "fp32"
         (default, exact), "bf16" or "fp16" (CUDA). ``gate``: ``"auto"`` (default) uses the gate
         the model's ``config.json`` recommends (trained models ship one; converted original
         weights name none, so they run ungated and exact), ``None`` turns it off, or pass a
@@ -107,7 +113,7 @@ class Refiner:
 
     @property
     def net(self) -> Any:
-        """The underlying :class:`torch.nn.Module` (torch backend)."""
+        """The loaded network (:class:`~alpharefine_sdk.nn.arnet.RefinerNet`), whatever the backend."""
         return getattr(self.engine, "net", None)
 
     # ------------------------------------------------------------------ preparation

@@ -96,9 +96,10 @@ def graph_names(with_mask: bool) -> List[str]:
 
 
 class ExportedGraphEngine:
-    """Graph bookkeeping shared by the ONNX Runtime and OpenVINO engines: load the graphs of an
-    ``onnx_dir`` written by ``export_onnx``, or export the network's own graphs on demand (the box +
-    mask graph on the first ``mask=True`` call). Subclasses implement :meth:`_load_graph`."""
+    """Graph bookkeeping shared by the ONNX Runtime and OpenVINO engines: the graphs of an
+    ``onnx_dir`` written by ``export_onnx``, or (without one) the network's own export, made once
+    per weights and kept in the Hugging Face cache (:mod:`.onnx_cache`). The box + mask graph is
+    loaded on the first ``mask=True`` call. Subclasses implement :meth:`_load_graph`."""
 
     net: Any
     config: ModelConfig
@@ -109,13 +110,17 @@ class ExportedGraphEngine:
         from .onnx_export import read_manifest
 
         self.onnx_dir = onnx_dir
-        self._graphs: dict = {}
-        if onnx_dir is not None:
-            self.manifest = read_manifest(onnx_dir, self.config, self.net)
-            for v, name in self.manifest["graphs"].items():
-                self._graphs[v] = self._load_graph(v, Path(onnx_dir) / name)
+        if onnx_dir is None:
+            from .onnx_cache import cached_export
+
+            self.graph_dir = cached_export(self.net, self.config)
+            self.manifest = read_manifest(self.graph_dir, self.config)  # weights checked by the cache
         else:
-            self.manifest = self._export_and_load(("template", "box"))
+            self.graph_dir = Path(onnx_dir)
+            self.manifest = read_manifest(self.graph_dir, self.config, self.net)
+        self._graphs: dict = {}
+        for v in ("template", "box"):
+            self._graphs[v] = self._load_graph(v, self.graph_dir / self.manifest["graphs"][v])
         self.stride = int(self.manifest["stride"])
         self.kernel_shape = tuple(self.manifest["kernel_shape"])
 
@@ -123,30 +128,18 @@ class ExportedGraphEngine:
         """Build the runtime's executable object for one ONNX file."""
         raise NotImplementedError
 
-    def _export_and_load(self, variants: Sequence[str]) -> dict:
-        import tempfile
-
-        from .onnx_export import export_graphs, read_manifest
-
-        with tempfile.TemporaryDirectory(prefix=f"alpharefine-{getattr(self, 'name', 'onnx')}-") as tmp:
-            out = export_graphs(self.net, self.config, Path(tmp) / "onnx", with_mask="mask" in variants)
-            manifest = read_manifest(out, self.config)
-            for v in variants:
-                self._graphs[v] = self._load_graph(v, out / manifest["graphs"][v])
-        return manifest
-
     @property
     def has_mask(self) -> bool:
-        """Whether the box + mask graph is available (built on first use when exporting from ``net``)."""
-        return "mask" in self._graphs or self.onnx_dir is None
+        """Whether the box + mask graph is available (loaded on first use)."""
+        return "mask" in self.manifest["graphs"]
 
     def _search_graph(self, with_mask: bool) -> Any:
         v = "mask" if with_mask else "box"
         if v not in self._graphs:
-            if self.onnx_dir is not None:
+            if not self.has_mask:
                 raise ValueError(
                     f"onnx_dir={str(self.onnx_dir)!r} holds no mask graph; re-export with "
                     "`alpharefine-sdk export ... --mask` (or export_onnx(..., with_mask=True))"
                 )
-            self._export_and_load(("mask",))
+            self._graphs[v] = self._load_graph(v, self.graph_dir / self.manifest["graphs"][v])
         return self._graphs[v]

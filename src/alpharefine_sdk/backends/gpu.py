@@ -16,7 +16,7 @@ import copy
 import logging
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,61 +26,13 @@ from ..config import ModelConfig
 from ..geometry.normalize import normalization_table
 from ..nn.arnet import RefinerNet
 from ..nn.fusion import CorrelationNeck
-from ..nn.resnet import BasicBlock, ResNet34Trunk
-from .triton_corr import FusedCorrelationNeck, fold_conv_bn
+from .fold import fold_batch_norms
+from .triton_corr import FusedCorrelationNeck
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-# Modules whose forward applies ``bn`` right after ``conv`` (Sequentials are handled generically).
-BN_PAIRS: Dict[Type[nn.Module], Tuple[Tuple[str, str], ...]] = {
-    BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
-    ResNet34Trunk: (("conv1", "bn1"),),
-}
-
-
-def register_bn_pairs(cls: Type[nn.Module], pairs: Sequence[Tuple[str, str]]) -> None:
-    """Declare ``(conv, bn)`` attribute pairs of ``cls`` whose BN directly follows the conv (new backbones)."""
-    BN_PAIRS[cls] = tuple((str(c), str(b)) for c, b in pairs)
-
-
-def _fold_pair(conv: nn.Module, bn: nn.Module) -> bool:
-    if not (
-        isinstance(conv, nn.Conv2d)
-        and isinstance(bn, nn.BatchNorm2d)
-        and bn.num_features == conv.out_channels
-        and bn.track_running_stats
-        and bn.running_var is not None
-    ):
-        return False
-    w, b = fold_conv_bn(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(), bn)
-    conv.weight = nn.Parameter(w, requires_grad=False)
-    conv.bias = nn.Parameter(b, requires_grad=False)
-    return True
-
-
-def fold_batch_norms(net: nn.Module) -> Tuple[int, int]:
-    """Fold every eval-mode BN that directly follows a conv into it (BN becomes Identity), in place.
-
-    Returns ``(folded, left)``: BNs folded and BNs left as they were (unknown module patterns).
-    """
-    folded = 0
-    for module in list(net.modules()):
-        if isinstance(module, nn.Sequential):
-            names = list(module._modules)
-            for a, b in zip(names, names[1:]):
-                if _fold_pair(module._modules[a], module._modules[b]):
-                    module._modules[b] = nn.Identity()
-                    folded += 1
-        for conv_name, bn_name in BN_PAIRS.get(type(module), ()):
-            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if conv is not None and bn is not None and _fold_pair(conv, bn):
-                setattr(module, bn_name, nn.Identity())
-                folded += 1
-    left = sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
-    return folded, left
 
 
 class DeviceNormalizer(nn.Module):
@@ -172,14 +124,14 @@ class FastTorchEngine:
         self.device = torch.device(device) if device is not None else next(net.parameters()).device
         self.config = config
         self.options = opts = options
-        self.base_net = net
+        self.net = net  # as loaded: what save_pretrained and export_onnx write
         if opts.precision == "fp16" and self.device.type != "cuda":
             self._skip("precision", "fp16 needs CUDA; running fp32 (pass precision='bf16' for bf16 on CPU)")
             opts.precision = "fp32"
         self.precision = opts.precision
         self.dtype = _DTYPES[opts.precision]
         self.memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
-        self.net = self._build(net)
+        self.run_net = self._build(net)  # the optimised copy that runs
         pre = config.preprocessing
         self.size = pre.input_size
         self.normalize = DeviceNormalizer(pre.mean, pre.std, self.dtype, opts.channels_last).to(self.device)
@@ -221,7 +173,7 @@ class FastTorchEngine:
 
     # ------------------------------------------------------------------ network step
     def _forward(self, u8: Tensor, kernel: Tensor, with_mask: bool) -> Tuple[Tensor, Optional[Tensor]]:
-        corners, mask = self.net.search(self.normalize(u8), kernel, with_mask)
+        corners, mask = self.run_net.search(self.normalize(u8), kernel, with_mask)
         return corners.float(), None if mask is None else mask.float()
 
     def _upload(self, crops: np.ndarray) -> Tensor:
@@ -239,7 +191,7 @@ class FastTorchEngine:
     def template(self, crops: np.ndarray) -> Tensor:
         """Template kernels ``[B, C, 8, 8]`` (device, engine dtype) for uint8 crops ``[B, S, S, 3]``."""
         with torch.inference_mode():
-            k = self.net.template_kernel(self.normalize(self._upload(crops)))
+            k = self.run_net.template_kernel(self.normalize(self._upload(crops)))
             return k.contiguous(memory_format=self.memory_format)
 
     def concat(self, kernels: Sequence[Tensor]) -> Tensor:
@@ -365,7 +317,7 @@ def optimize(
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be True or False; got {value!r}")
     engine = getattr(refiner, "engine", None)
-    net = getattr(engine, "base_net", None) or getattr(engine, "net", None)
+    net = getattr(engine, "net", None)
     if not isinstance(net, RefinerNet):
         raise ValueError(
             f"optimize() needs the torch backend; this refiner runs on "

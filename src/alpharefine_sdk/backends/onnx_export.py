@@ -31,7 +31,7 @@ from .._optional import require
 from .._version import __version__
 from ..config import ModelConfig
 from ..nn.arnet import RefinerNet
-from ..nn.heads import soft_argmax
+from ..nn.heads import mask_probabilities
 
 MANIFEST = "export.json"
 CONFIG = "config.json"
@@ -62,18 +62,10 @@ class SearchGraph(nn.Module):
         self.with_mask = with_mask
 
     def forward(self, images: Tensor, kernel: Tensor) -> Tuple[Tensor, ...]:
-        net = self.net
-        taps = (*net.mask_taps, net.deep_tap) if self.with_mask else (net.deep_tap,)
-        feats = net.feature_extractor(images, taps)
-        x = net.fusion(kernel, feats[net.deep_tap])
-        scores = net.corner_head.score_maps(x)
-        stride = net.corner_head.stride
-        corners = torch.cat([soft_argmax(scores[:, :1], stride), soft_argmax(scores[:, 1:], stride)], dim=1)
+        out = self.net.search_outputs(images, kernel, self.with_mask)
         if not self.with_mask:
-            return scores, corners
-        a0, a1, a2 = [adj(feats[t]) for adj, t in zip(net.feat_adjust, net.mask_taps)]
-        mask = net.mask_head(x, a2, a1, a0, out_size=images.shape[-1])
-        return scores, corners, mask[:, 0]
+            return out.scores, out.corners
+        return out.scores, out.corners, mask_probabilities(out.mask_logits, images.shape[-1])
 
 
 def weights_fingerprint(net: nn.Module) -> str:
@@ -201,8 +193,11 @@ def _prepare_dir(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def read_manifest(onnx_dir: PathLike, config: ModelConfig, net: Optional[nn.Module] = None) -> Dict[str, Any]:
-    """The manifest of an export folder, checked against ``config`` (and ``net``'s weights if given)."""
+def read_manifest(
+    onnx_dir: PathLike, config: ModelConfig, net: Optional[nn.Module] = None, *, weights_sha256: Optional[str] = None
+) -> Dict[str, Any]:
+    """The manifest of an export folder, checked against ``config`` (and the weights of ``net``, or
+    the fingerprint ``weights_sha256`` of :func:`weights_fingerprint`, if given)."""
     d = Path(onnx_dir)
     f = d / MANIFEST
     if not f.is_file():
@@ -225,7 +220,9 @@ def read_manifest(onnx_dir: PathLike, config: ModelConfig, net: Optional[nn.Modu
             f"onnx_dir holds a {m.get('architecture')} export for {m.get('input_size')}px crops but the loaded "
             f"weights are {config.architecture} at {config.preprocessing.input_size}px; export these weights"
         )
-    if net is not None and m.get("weights_sha256") != weights_fingerprint(net):
+    if net is not None and weights_sha256 is None:
+        weights_sha256 = weights_fingerprint(net)
+    if weights_sha256 is not None and m.get("weights_sha256") != weights_sha256:
         raise ValueError(
             f"onnx_dir={str(d)!r} was exported from other weights than the ones loaded; "
             "pass the same source to from_pretrained, or re-export"

@@ -11,6 +11,7 @@ from .._optional import require
 from ..config import ModelConfig
 from ..nn.arnet import RefinerNet
 from . import _common as C
+from .base import check_options
 
 OPTIONS = ("onnx_dir", "threads", "spin")
 
@@ -27,9 +28,7 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
 
     def __init__(self, net: RefinerNet, config: ModelConfig, *, precision: str = "fp32", **options: Any) -> None:
         self._ort = require("onnxruntime")
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for backend='onnxruntime'; valid: {OPTIONS}")
+        check_options("onnxruntime", options, OPTIONS)
         if precision != "fp32":
             raise ValueError(
                 f"backend='onnxruntime' runs fp32 only; got precision={precision!r}. "
@@ -59,15 +58,17 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
     def concat(self, kernels: Sequence[np.ndarray]) -> np.ndarray:
         return C.concat_kernels(kernels)
 
-    def search_outputs(self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False) -> List[np.ndarray]:
-        """The raw graph outputs ``scores, corners[, mask]`` for uint8 crops."""
+    def search_outputs(
+        self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False, names: Optional[List[str]] = None
+    ) -> List[np.ndarray]:
+        """The raw graph outputs ``scores, corners[, mask]`` (or those in ``names``) for uint8 crops."""
         x = C.network_input(crops, self.config)
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
-        return self._search_graph(with_mask).run(C.graph_names(with_mask), {"images": x, "kernel": k})
+        return self._search_graph(with_mask).run(names or C.graph_names(with_mask), {"images": x, "kernel": k})
 
     def search(
         self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False
     ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        outs = self.search_outputs(crops, kernels, with_mask)
-        corners = C.corners_from_scores(outs[0], self.stride)
-        return corners, (outs[2] if with_mask else None)
+        # fp32 graphs: the graph's own float32 soft-argmax gives the corners
+        outs = self.search_outputs(crops, kernels, with_mask, ["corners", "mask"] if with_mask else ["corners"])
+        return outs[0], (outs[1] if with_mask else None)

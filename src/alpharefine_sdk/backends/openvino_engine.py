@@ -13,6 +13,7 @@ from .._optional import require
 from ..config import ModelConfig
 from ..nn.arnet import RefinerNet
 from . import _common as C
+from .base import check_options
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 OPTIONS = ("onnx_dir", "threads", "device_name")
@@ -32,9 +33,7 @@ class OpenVinoEngine(C.ExportedGraphEngine):
 
     def __init__(self, net: RefinerNet, config: ModelConfig, *, precision: str = "fp32", **options: Any) -> None:
         self._ov = require("openvino")
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for backend='openvino'; valid: {OPTIONS}")
+        check_options("openvino", options, OPTIONS)
         if precision not in PRECISIONS:
             raise ValueError(f"backend='openvino' supports precision 'fp32' or 'bf16'; got {precision!r}")
         self.net, self.config, self.precision = net, config, precision
@@ -93,6 +92,8 @@ class OpenVinoEngine(C.ExportedGraphEngine):
         req = self._search_graph(with_mask)
         with self._lock:
             req.infer({"images": x, "kernel": k})
-            scores = np.array(req.get_tensor("scores").data, dtype=np.float32, copy=True)
             mask = np.array(req.get_tensor("mask").data, dtype=np.float32, copy=True) if with_mask else None
-        return C.corners_from_scores(scores, self.stride), mask
+            if self.precision == "fp32":  # the graph's own float32 soft-argmax
+                return np.array(req.get_tensor("corners").data, dtype=np.float32, copy=True), mask
+            scores = np.array(req.get_tensor("scores").data, dtype=np.float32, copy=True)
+        return C.corners_from_scores(scores, self.stride), mask  # bf16 logits: soft-argmax in float32

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.correlation import pixelwise_correlation
+from .fold import fold_conv_bn
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,6 @@ IMPLS = ("auto", "triton", "torch")
 
 
 # --------------------------------------------------------------------------- batch-norm folding
-def fold_conv_bn(weight: Tensor, bias: Optional[Tensor], bn: nn.BatchNorm2d) -> Tuple[Tensor, Tensor]:
-    """Conv weight/bias with an eval-mode batch norm folded in (computed in float64)."""
-    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-    w = weight.double() * scale.view(-1, *([1] * (weight.dim() - 1)))
-    b = bias.double() if bias is not None else torch.zeros_like(bn.running_mean, dtype=torch.float64)
-    b = (b - bn.running_mean.double()) * scale + bn.bias.double()
-    return w.to(weight.dtype), b.to(weight.dtype)
-
-
 @dataclass
 class FoldedLayers:
     """The 1x1 conv-BN-ReLU layers of a post-correlation block, folded: ``weights[i]`` is ``[out, in]``."""

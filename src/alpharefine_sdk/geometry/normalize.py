@@ -34,6 +34,21 @@ def normalize_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[floa
     return out
 
 
+@lru_cache(maxsize=8)
+def _cv_lut(mean: Tuple[float, ...], std: Tuple[float, ...]) -> np.ndarray:
+    return np.ascontiguousarray(_lut(mean, std)).reshape(1, 256, 3)
+
+
+def normalize_crops_nhwc(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Same values as :func:`normalize_crops`, laid out ``[B, S, S, 3]`` (one OpenCV table lookup)."""
+    from .._optional import require
+
+    cv2 = require("cv2")
+    b, h, w, c = crops.shape
+    lut = _cv_lut(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    return cv2.LUT(np.ascontiguousarray(crops).reshape(b * h, w, c), lut).reshape(b, h, w, c)
+
+
 @lru_cache(maxsize=16)
 def _device_table(mean: Tuple[float, ...], std: Tuple[float, ...], device: torch.device) -> torch.Tensor:
     return torch.from_numpy(_lut(mean, std)).to(device)

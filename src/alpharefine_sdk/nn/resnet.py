@@ -14,6 +14,8 @@ from torch import Tensor, nn
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual shortcut (1x1 projection when the shape changes)."""
 
+    bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # BNs applied right after a conv (for folding)
+
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
@@ -45,6 +47,7 @@ class ResNet34Trunk(nn.Module):
     ``layer3`` 256ch/16.
     """
 
+    bn_pairs = (("conv1", "bn1"),)
     tap_channels = {"conv1": 64, "layer1": 64, "layer2": 128, "layer3": 256}
 
     def __init__(self) -> None:
