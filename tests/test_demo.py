@@ -124,6 +124,63 @@ def test_demo_in_headless_chromium(server, refiner, sample, tmp_path):
     assert f"{got['mean_iou_refined']:.3f}" in summary and got["mean_iou_refined"] > 0.5
 
 
+def _click_image(page, selector: str, x: float, y: float) -> None:
+    """Click the image pixel (x, y) of an <img> shown with object-fit: contain."""
+    img = page.locator(selector).first
+    w, h = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+    box = img.bounding_box()
+    scale = min(box["width"] / w, box["height"] / h)
+    ox, oy = (box["width"] - w * scale) / 2, (box["height"] - h * scale) / 2
+    img.click(position={"x": ox + (x + 0.5) * scale, "y": oy + (y + 0.5) * scale})
+
+
+def test_demo_upload_and_drawn_box(server, refiner, sample, tmp_path):
+    """An uploaded video, the first box drawn with two clicks, no ground truth."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium (CI installs it)")
+    import cv2
+
+    from alpharefine_sdk.demo.core import track_clip
+    from alpharefine_sdk.eval.datasets import load_sequence
+
+    video = tmp_path / "clip.avi"
+    frames = sorted((sample / "img").iterdir())[:6]
+    first = cv2.imread(str(frames[0]))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (first.shape[1], first.shape[0]))
+    for f in frames:
+        writer.write(cv2.imread(str(f)))
+    writer.release()
+    corners = ((200, 148), (223, 202))  # the pedestrian of Crossing, drawn a little loose
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(server, wait_until="domcontentloaded", timeout=60_000)
+            page.locator("#upload input[type=file]").set_input_files(str(video), timeout=60_000)
+            sync_api.expect(page.locator("#status")).to_contain_text("clip.avi", timeout=60_000)
+            page.wait_for_timeout(500)
+            for x, y in corners:
+                _click_image(page, "#first img", x, y)
+                page.wait_for_timeout(700)
+            box_field = page.locator("#box textarea, #box input").first
+            sync_api.expect(box_field).not_to_have_value("", timeout=30_000)
+            drawn = [float(v) for v in box_field.input_value().split(",")]
+            page.locator("#run").click()
+            sync_api.expect(page.locator("#summary")).to_contain_text("frames", timeout=180_000)
+            href = page.locator('#files a[download="results.json"]').first.get_attribute("href")
+            got = json.loads(page.request.get(href if href.startswith("http") else server + href.lstrip("/")).text())
+            summary = page.locator("#summary").inner_text()
+        finally:
+            browser.close()
+    (x0, y0), (x1, y1) = corners
+    np.testing.assert_allclose(drawn, [x0, y0, x1 - x0 + 1, y1 - y0 + 1], atol=2)
+    assert got["frames"] == 6 and got["gt"] is None and "Mean IoU" not in summary
+    np.testing.assert_allclose(got["refined"][0], drawn)
+    seq = load_sequence(video, init_box=drawn)
+    ours = track_clip(seq, drawn, "csrt", refiner, max_frames=6)
+    np.testing.assert_allclose(np.array(got["refined"]), ours.refined, atol=1e-4)
+
+
 def test_track_clip_errors(refiner, sample):
     from alpharefine_sdk.demo.core import parse_box, track_clip
     from alpharefine_sdk.eval.datasets import load_sequence
