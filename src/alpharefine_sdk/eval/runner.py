@@ -24,6 +24,7 @@ import numpy as np
 from ..gate import resolve_gate
 from .datasets import Sequence, find_sequences, subset
 from .report import EvalResults, build_results
+from .runs import sequence_digest, weights_digest
 from .trackers import label as tracker_label
 from .trackers import make_factory
 
@@ -52,6 +53,7 @@ def _fingerprint(cfg: Mapping[str, Any], tracker: str, seq: Sequence, n: int) ->
         "tracker": tracker,
         "tracker_options": cfg["tracker_options"].get(tracker, {}),
         "weights": cfg["weights"],
+        "weights_sha256": cfg.get("weights_sha256"),
         "gate": cfg["gate"],
         "compare": cfg["compare"],
         "oracle": cfg["oracle"],
@@ -60,6 +62,7 @@ def _fingerprint(cfg: Mapping[str, Any], tracker: str, seq: Sequence, n: int) ->
         "frames": n,
         "masks": cfg["masks"],
         "sequence": str(seq.path),
+        "sequence_sha256": sequence_digest(seq, n),
     }
 
 
@@ -255,9 +258,9 @@ def evaluate(
         from ..weights.resolve import DEFAULT_MODEL
 
         wlabel = f"packaged default ({DEFAULT_MODEL})"
+    if refiner is None:  # loaded once here: resume is keyed on the weights' content
+        refiner = _load_refiner(weights, device)
     if isinstance(gate, str) and gate == "auto":
-        if refiner is None:
-            refiner = _load_refiner(weights, device)
         gate = refiner.gate  # the refiner's gate: by default the one its config.json recommends
     else:
         gate = resolve_gate(gate, None)  # None (no gated variant) or a gate object; anything else refused
@@ -265,6 +268,7 @@ def evaluate(
         "trackers": trackers,
         "tracker_options": opts,
         "weights": wlabel,
+        "weights_sha256": weights_digest(refiner),
         "gate": _describe(gate),
         "compare": bool(compare),
         "oracle": bool(oracle),

@@ -66,6 +66,53 @@ def seed_everything(seed: int) -> None:
         lib.srand(int(seed) & 0xFFFFFFFF)
 
 
+def weights_digest(refiner: Any) -> Optional[str]:
+    """sha256 of what decides a refiner's answers: every tensor of its network (name, dtype, shape,
+    bytes), its config and its engine (class, precision, device). Resume is keyed on it, so
+    weights replaced in place (same path, new bytes) are never mistaken for the old ones."""
+    import hashlib
+    import json
+
+    import torch
+
+    net = getattr(refiner, "net", None)
+    if net is None or not hasattr(net, "state_dict"):
+        return None
+    h = hashlib.sha256()
+    for name, t in sorted(net.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    cfg = getattr(refiner, "config", None)
+    if cfg is not None and hasattr(cfg, "to_dict"):
+        h.update(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
+    engine = getattr(refiner, "engine", None)
+    h.update(f"{type(engine).__qualname__}|{getattr(engine, 'precision', '')}|{getattr(engine, 'device', '')}".encode())
+    return h.hexdigest()
+
+
+def sequence_digest(seq: Sequence, n: int) -> str:
+    """sha256 of the first ``n`` frames' identity (file names and sizes, or the video's), the
+    ground-truth rows and absence flags, and the mask files: a sequence edited in place resumes
+    nothing stale."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    files = list(seq.frame_paths[:n]) if seq.frame_paths else [seq.path]
+    files += list(seq.mask_paths[:n]) if seq.mask_paths else []
+    for p in files:
+        try:
+            size = os.stat(p).st_size
+        except OSError:
+            size = -1
+        h.update(f"{os.path.basename(str(p))}|{size}\n".encode())
+    h.update(np.ascontiguousarray(seq.gt[:n], dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(seq.absent[:n], dtype=bool).tobytes())
+    return h.hexdigest()
+
+
 def _valid_box(box: Any, hw: Any) -> Optional[np.ndarray]:
     from ..adapters.base import usable
 
@@ -149,7 +196,7 @@ def run_refined(
     hw = frame.shape[:2]
     init = seq.init_box
     rt.init(frame, init)
-    boxes, times, js, gated, refined = [init], [float("nan")], [], 0, 0
+    boxes, times, js, gated, refined, degenerate = [init], [float("nan")], [], 0, 0, 0
     for i in range(1, n):
         frame = seq.frame(i, "BGR")
         t = time.perf_counter()
@@ -160,7 +207,9 @@ def run_refined(
         boxes.append(np.asarray(b, dtype=np.float64) if b is not None else boxes[-1])
         if res is not None:
             refined += 1
+            reason = getattr(res, "reason", None) or ""
             gated += bool(getattr(res, "gated", False))
+            degenerate += reason.startswith("degenerate")
         if with_mask and seq.mask_paths is not None:
             gt_mask = seq.mask(i)
             if gt_mask.any():
@@ -172,5 +221,6 @@ def run_refined(
         "refine_ms": np.array(timed.times_ms),
         "mask_j": np.array(js),
         "refined_frames": refined,
-        "gated_frames": gated,
+        "gated_frames": gated,  # the input box was kept (by the gate, or the network's box was degenerate)
+        "degenerate_frames": degenerate,  # of those, the network's box was degenerate
     }
