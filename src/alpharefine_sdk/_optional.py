@@ -17,6 +17,9 @@ _HINTS = {
     "triton": "pip install 'alpharefine-sdk[gpu]' (Triton ships with CUDA builds of PyTorch)",
     "matplotlib": "pip install 'alpharefine-sdk[eval]'",
     "got10k": "pip install 'alpharefine-sdk[eval]'",
+    "ray": "pip install 'alpharefine-sdk[ray]' (on every node of the cluster)",
+    "gradio": "pip install 'alpharefine-sdk[demo]'",
+    "trax": "pip install 'alpharefine-sdk[vot]'",
 }
 
 

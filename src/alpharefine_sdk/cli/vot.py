@@ -77,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="NAME_OR_FILE",
         help="another experiment stack (a name the toolkit knows, or a file) instead of the written one; "
-        "vot-toolkit 0.9.0 runs only unsupervised experiments (docs/vot.md)",
+        "vot-toolkit 0.9.0 runs only unsupervised experiments",
     )
     w.add_argument("--timeout", type=int, default=300, help="seconds the toolkit waits for the tracker (default 300)")
     _common(w)

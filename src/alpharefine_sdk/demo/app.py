@@ -18,10 +18,7 @@ def _gradio() -> Any:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
     from .._optional import require
 
-    try:
-        return require("gradio")
-    except ImportError as e:
-        raise ImportError(f"{e}; the [demo] extra brings it: pip install 'alpharefine-sdk[demo]'") from e
+    return require("gradio")
 
 
 def _first_frame(path: str) -> np.ndarray:

@@ -65,10 +65,7 @@ def connect(address: Union[bool, str, None]) -> Tuple[Any, bool]:
     """``(ray, started)``: Ray initialised for ``address`` (``True``/``None``/``""``: Ray's own
     discovery, i.e. ``RAY_ADDRESS``, then a running local instance, else a new local one). ``started``
     tells whether this call initialised Ray (and so should shut it down)."""
-    try:
-        ray = require("ray")
-    except ImportError as e:
-        raise ImportError(f"{e}; the [ray] extra brings it: pip install 'alpharefine-sdk[ray]'") from e
+    ray = require("ray")
     if ray.is_initialized():
         return ray, False
     addr = None if address in (True, None, "") else str(address)
