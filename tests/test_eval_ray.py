@@ -13,7 +13,14 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'alph
 from alpharefine_sdk.cli import main  # noqa: E402
 
 FRAMES = 3
-SEQUENCES = {"otb/Crossing": "img", "vot/ball1": "color", "got10k/bmx-trees": "", "lasot/soapbox": "img"}
+SEQUENCES = {
+    "otb/Crossing": "img",
+    "vot/ball1": "color",
+    "vot/bolt1": "color",
+    "got10k/bmx-trees": "",
+    "lasot/soapbox": "img",
+}
+DAVIS = ("car-shadow", "blackswan")  # with masks: J is compared too
 TIMING = {"fps", "refine_ms"}
 
 
@@ -25,7 +32,7 @@ def local_ray():
 
 
 def _copy(tmp_path):
-    """The first frames of four dev sequences in their own layouts."""
+    """The first frames of the seven dev sequences in their own layouts."""
     data = tmp_path / "data"
     for name, sub in SEQUENCES.items():
         src = need(DATA / "sequences" / name)
@@ -41,6 +48,13 @@ def _copy(tmp_path):
                 (dst / f.name).write_text("\n".join(keep) + "\n")
         for f in frames:
             shutil.copy(f, (dst / sub if sub else dst) / f.name)
+    for name in DAVIS:
+        for kind in ("JPEGImages", "Annotations"):
+            src = need(DATA / "sequences" / "davis" / kind / "480p" / name)
+            dst = data / "davis" / kind / "480p" / name
+            dst.mkdir(parents=True)
+            for f in sorted(src.iterdir())[:FRAMES]:
+                shutil.copy(f, dst / f.name)
     return data
 
 
@@ -60,13 +74,14 @@ def test_ray_matches_workers_and_resumes(tmp_path, local_ray):
     a = json.loads((tmp_path / "workers" / "results.json").read_text())
     b = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert _strip_timing(a) == _strip_timing(b)
-    assert len(a["sequences"]) == len(SEQUENCES) and a["summary"]["csrt+AR"]["auc"] > 0.5
+    assert len(a["sequences"]) == len(SEQUENCES) + len(DAVIS) and a["summary"]["csrt+AR"]["auc"] > 0.5
+    assert a["summary"]["csrt+AR"]["mask_j"] is not None
     names = sorted(
         p.relative_to(tmp_path / "workers")
         for p in (tmp_path / "workers" / "boxes").rglob("*.txt")
         if not p.name.endswith("_time.txt")
     )
-    assert len(names) == 3 * 2 * len(SEQUENCES)  # (plain, +AR, +AR+gate) x 2 trackers x sequences
+    assert len(names) == 3 * 2 * (len(SEQUENCES) + len(DAVIS))  # (plain, +AR, +AR+gate) x 2 trackers x sequences
     for rel in names:
         x, y = (tmp_path / "workers" / rel).read_text(), (tmp_path / "ray" / rel).read_text()
         assert x == y and len(x.splitlines()) == FRAMES, rel
