@@ -131,7 +131,12 @@ def test_end_to_end_public_api(golden, parity_frames, refiner):
         assert err < tol, (golden["case_name"][i], err, tol)
     assert worst < 1.0
     assert degenerate == [
-        "soap_same", "cross_exact", "cross_jit1", "border_topleft_cross", "aspect_wide_40to1", "gray_test_only"
+        "soap_same",
+        "cross_exact",
+        "cross_jit1",
+        "border_topleft_cross",
+        "aspect_wide_40to1",
+        "gray_test_only",
     ]
 
 

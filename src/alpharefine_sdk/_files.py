@@ -3,6 +3,7 @@
 A FIFO would block a plain ``read`` forever and ``/dev/zero`` would fill memory; both (and
 folders, sockets, devices) are refused before anything is opened for reading.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,7 @@ def _size(n: int) -> str:
     return f"{n / (1 << 30):.0f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MiB"
 
 
-def check_regular_file(
-    path: Union[str, Path], limit: int, what: str, error: Type[Exception] = ValueError
-) -> int:
+def check_regular_file(path: Union[str, Path], limit: int, what: str, error: Type[Exception] = ValueError) -> int:
     """Return the size of ``path`` after checking that it is a regular file of at most ``limit`` bytes.
 
     Raises ``error`` (``FileNotFoundError`` when the path does not exist) naming ``what``.

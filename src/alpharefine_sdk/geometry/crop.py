@@ -96,8 +96,14 @@ def crop_patch(frame: np.ndarray, win: CropWindow) -> np.ndarray:
     my = np.clip(u * (win.hs / S) - 0.5, 0, win.hs - 1) - pt
     map_x = np.broadcast_to(mx.astype(np.float32)[None, :], (S, S))
     map_y = np.broadcast_to(my.astype(np.float32)[:, None], (S, S))
-    return cv2.remap(patch, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return cv2.remap(
+        patch,
+        np.ascontiguousarray(map_x),
+        np.ascontiguousarray(map_y),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
 
 
 def box_from_corners(corners: np.ndarray, win: CropWindow) -> np.ndarray:
@@ -155,6 +161,7 @@ def paste_mask(mask_crop: np.ndarray, win: CropWindow, frame_hw: Tuple[int, int]
     S = m.shape[0]
     sx, sy = S / win.ws, S / win.hs  # frame pixel X samples crop u = (X - x1 + 0.5) * sx - 0.5, as resize
     a = np.array([[sx, 0.0, (fx0 - win.x1 + 0.5) * sx - 0.5], [0.0, sy, (fy0 - win.y1 + 0.5) * sy - 0.5]])
-    out[fy0:fy1, fx0:fx1] = cv2.warpAffine(m, a, (fx1 - fx0, fy1 - fy0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                           borderMode=cv2.BORDER_REPLICATE)
+    out[fy0:fy1, fx0:fx1] = cv2.warpAffine(
+        m, a, (fx1 - fx0, fy1 - fy0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
     return out

@@ -57,8 +57,12 @@ def check_safetensors_header(path: PathLike, size: int) -> None:
                 f"{path}: tensor {name!r} has dtype {dtype!r}; weights must be one of {', '.join(SAFETENSORS_DTYPES)}"
             )
         offs = entry.get("data_offsets")
-        if not (isinstance(offs, list) and len(offs) == 2 and all(type(o) is int for o in offs)
-                and 0 <= offs[0] <= offs[1] <= size - 8 - n):
+        if not (
+            isinstance(offs, list)
+            and len(offs) == 2
+            and all(type(o) is int for o in offs)
+            and 0 <= offs[0] <= offs[1] <= size - 8 - n
+        ):
             raise WeightsError(f"{bad} (tensor {name!r} has data offsets {offs!r} outside the file)")
 
 

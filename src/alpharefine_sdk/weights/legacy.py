@@ -14,6 +14,7 @@ research code (and numpy scalars in training statistics) into inert records that
 and do nothing, and refuses every other global (``os.system``, ``builtins.eval``...) before
 anything runs. Tensors are built from raw bytes with bounds checked against their storage.
 """
+
 from __future__ import annotations
 
 import collections
@@ -145,8 +146,16 @@ def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *
     return PendingTensor(storage, storage_offset, size, stride)
 
 
-def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any, requires_grad: Any = False,
-                       backward_hooks: Any = None, dtype: Any = None, *rest: Any) -> PendingTensor:
+def _rebuild_tensor_v3(
+    storage: Any,
+    storage_offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any = False,
+    backward_hooks: Any = None,
+    dtype: Any = None,
+    *rest: Any,
+) -> PendingTensor:
     t = _rebuild_tensor(storage, storage_offset, size, stride)
     if not isinstance(dtype, torch.dtype) or dtype not in STORAGE_DTYPES.values():
         raise _Refused(f"tensor dtype {dtype!r} is not supported")
@@ -231,8 +240,14 @@ class RestrictedUnpickler(pickle.Unpickler):
             if not (isinstance(view, tuple) and len(view) == 3):
                 raise _Refused(f"malformed storage view {view!r}")
             vkey, off, n = view
-            if not (isinstance(vkey, str) and type(off) is int and type(n) is int and 0 <= off and 0 <= n
-                    and off + n <= numel):
+            if not (
+                isinstance(vkey, str)
+                and type(off) is int
+                and type(n) is int
+                and 0 <= off
+                and 0 <= n
+                and off + n <= numel
+            ):
                 raise _Refused(f"storage view {view!r} lies outside storage {key!r}")
             return _Storage(vkey, st.dtype, n, root=st, offset=off)
         return st
@@ -314,7 +329,9 @@ def _read_zip(path: Path) -> Any:
 def _read_legacy(path: Path) -> Any:
     raw = read_limited(path, MAX_WEIGHTS_BYTES, "checkpoint", WeightsError)
     if len(raw) > 262 and raw[257:262] == b"ustar":
-        raise WeightsError(f"{path} uses the tar format of torch < 0.4, which is not supported; re-save it with a newer torch")
+        raise WeightsError(
+            f"{path} uses the tar format of torch < 0.4, which is not supported; re-save it with a newer torch"
+        )
     if raw[:1] != b"\x80":
         raise WeightsError(f"{path} is neither a zip nor a legacy torch checkpoint (it does not start with a pickle)")
     f = io.BytesIO(raw)
@@ -432,5 +449,5 @@ def load_original_checkpoint(path: Union[str, Path]) -> OriginalCheckpoint:
     for k, v in net.items():
         if not isinstance(k, str) or not isinstance(v, PendingTensor):
             raise WeightsError(f"{path}: state dict entry {k!r} is a {type(v).__name__}, not a tensor")
-        state[k[len("module."):] if k.startswith("module.") else k] = materialise(v, budget)
+        state[k[len("module.") :] if k.startswith("module.") else k] = materialise(v, budget)
     return OriginalCheckpoint(state, ctor_info, net_type, epoch)
