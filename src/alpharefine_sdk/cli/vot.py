@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._options import WRITE_BACK, add_write_back
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -24,12 +26,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="rectangle",
         help="what the tracker reports: rectangle (default) or mask (the VOT2020+ segmentation region)",
     )
-    p.add_argument(
-        "--write-back",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="feed refined boxes back into the base tracker (as in eval; default auto)",
-    )
+    add_write_back(p)
     p.add_argument("--seed", type=int, default=0, help="OpenCV RNG seed set before each target (MIL is randomised)")
     p.add_argument("--device", default=None, help="refiner device (default: cuda if available, else cpu)")
 
@@ -95,7 +92,7 @@ def run_trax(args: argparse.Namespace) -> int:
         weights=args.weights,
         refine=not args.no_refine,
         region=args.region,
-        write_back=args.write_back,
+        write_back=WRITE_BACK[args.write_back],
         seed=args.seed,
         device=args.device,
         log=args.log or False,
@@ -125,7 +122,7 @@ def run_workspace(args: argparse.Namespace) -> int:
         compare=not args.no_compare,
         weights=args.weights,
         device=args.device,
-        write_back=args.write_back,
+        write_back=WRITE_BACK[args.write_back],
         seed=args.seed,
         stack=args.stack,
         timeout=args.timeout,

@@ -55,6 +55,13 @@ def region_line(box: Any) -> str:
 
 
 # --------------------------------------------------------------------------- one target
+def check_write_back(write_back: Any) -> Union[str, bool]:
+    """The library's ``write_back`` (``"auto"``, ``True`` or ``False``), or one clear error."""
+    if write_back != "auto" and not isinstance(write_back, bool):
+        raise ValueError(f"write_back must be 'auto', True or False; got {write_back!r}")
+    return write_back
+
+
 class VotTarget:
     """One target: the base tracker (wrapped in the refiner unless ``refiner`` is ``None``) driven
     frame by frame, with the evaluation runner's rules (see :mod:`alpharefine_sdk.eval.runs`)."""
@@ -68,11 +75,8 @@ class VotTarget:
         write_back: Union[str, bool] = "auto",
         seed: int = 0,
     ) -> None:
-        wb = {"auto": "auto", "on": True, "off": False, True: True, False: False}
-        if not isinstance(write_back, (str, bool)) or write_back not in wb:
-            raise ValueError(f"write_back must be 'auto', True or False ('on'/'off'); got {write_back!r}")
         self.factory, self.refiner, self.mask, self.seed = factory, refiner, bool(mask), int(seed)
-        self.write_back = wb[write_back]
+        self.write_back = check_write_back(write_back)
         self.box: Optional[np.ndarray] = None
         self.last_mask: Optional[np.ndarray] = None
         self._tracker: Any = None
@@ -153,7 +157,7 @@ def serve(
     weights: Any = None,
     refine: bool = True,
     region: str = "rectangle",
-    write_back: str = "auto",
+    write_back: Union[str, bool] = "auto",
     seed: int = 0,
     device: Optional[str] = None,
     log: Union[bool, str] = False,
@@ -170,6 +174,7 @@ def serve(
         raise ValueError(f"region must be one of {REGIONS}; got {region!r}")
     if region == "mask" and not refine:
         raise ValueError("region='mask' needs the refiner (the base tracker has no mask); drop --no-refine")
+    check_write_back(write_back)  # a bad value fails here, not after the toolkit has connected
     trax = require("trax")
     # the client waits only a short while for the handshake: answer it first, load the network after
     formats = [trax.Region.RECTANGLE] + ([trax.Region.MASK] if region == "mask" else [])
@@ -243,7 +248,7 @@ def trax_command(
     options: Optional[Mapping[str, Any]] = None,
     weights: Any = None,
     device: Optional[str] = None,
-    write_back: str = "auto",
+    write_back: Union[str, bool] = "auto",
     seed: int = 0,
     python: Optional[str] = None,
 ) -> str:
@@ -254,7 +259,10 @@ def trax_command(
     if not refine:
         args.append("--no-refine")
     else:
-        args += ["--region", region, "--write-back", write_back]
+        from ..cli._options import WRITE_BACK
+
+        word = {v: k for k, v in WRITE_BACK.items()}[check_write_back(write_back)]  # the command line's word
+        args += ["--region", region, "--write-back", word]
         if weights is not None:
             args += ["--weights", str(weights)]
     if device is not None:
@@ -311,7 +319,7 @@ def write_workspace(
     compare: bool = True,
     weights: Any = None,
     device: Optional[str] = None,
-    write_back: str = "auto",
+    write_back: Union[str, bool] = "auto",
     seed: int = 0,
     stack: Optional[str] = None,
     timeout: int = 300,
@@ -328,6 +336,7 @@ def write_workspace(
 
     if region not in REGIONS:
         raise ValueError(f"region must be one of {REGIONS}; got {region!r}")
+    check_write_back(write_back)
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 2):
         raise ValueError(f"max_frames must be an int >= 2 (frame 0 initialises the tracker); got {max_frames!r}")
     trackers = list(trackers)
