@@ -547,13 +547,13 @@ def tiny_net() -> Any:
 
 def register_tiny() -> None:
     """Make ``TINY_ARCH`` buildable, so cache mechanics run on a tiny model instead of 41 MB."""
-    from alpharefine_sdk.nn.arnet import register_architecture
+    from alpharefine_sdk.nn.registry import ARCHITECTURES
 
-    register_architecture(TINY_ARCH, tiny_net)
+    ARCHITECTURES[TINY_ARCH] = tiny_net
 
 
 def unregister_tiny() -> None:
-    from alpharefine_sdk.nn.arnet import ARCHITECTURES
+    from alpharefine_sdk.nn.registry import ARCHITECTURES
 
     ARCHITECTURES.pop(TINY_ARCH, None)
 

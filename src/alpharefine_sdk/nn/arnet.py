@@ -1,4 +1,4 @@
-"""Assembled refiner networks and the architecture registry.
+"""Assembled refiner networks (the architecture table is :mod:`alpharefine_sdk.nn.registry`).
 
 A refiner net has two entry points:
 ``template_kernel(images)`` -> the cached template kernel, and
@@ -8,13 +8,29 @@ Everything else (crops, boxes, masks in the frame) lives outside the network.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
+import torch
 from torch import Tensor, nn
 
 from .fusion import CorrelationNeck, central_cells
-from .heads import CornerHead, MaskHead, feature_adapters
+from .heads import CornerHead, IoUHead, MaskHead, feature_adapters, mask_probabilities
 from .resnet import ResNet34Trunk
+
+
+class SearchOutputs(NamedTuple):
+    """Everything one search pass computes.
+
+    ``scores``: corner logits ``[B, 2, h, w]`` (top-left, bottom-right); ``corners``: ``[B, 4]``
+    crop pixels, float32 (their soft-argmax); ``mask_logits``: ``[B, 1, S/2, S/2]`` at the
+    decoder's resolution, or ``None``; ``iou``: IoU logits ``[B, 2]`` (refined box, input box), or
+    ``None``.
+    """
+
+    scores: Tensor
+    corners: Tensor
+    mask_logits: Optional[Tensor]
+    iou: Optional[Tensor]
 
 
 class RefinerNet(nn.Module):
@@ -39,6 +55,7 @@ class RefinerNet(nn.Module):
         deep_tap: str,
         template_cells: int = 8,
         input_size: int = 256,
+        iou_head: Optional[IoUHead] = None,
     ) -> None:
         super().__init__()
         self.feature_extractor = feature_extractor
@@ -50,6 +67,7 @@ class RefinerNet(nn.Module):
         self.deep_tap = deep_tap
         self.template_cells = template_cells
         self.input_size = input_size
+        self.iou_head = iou_head
 
     def template_kernel(self, images: Tensor) -> Tensor:
         """Template kernel ``[B, C, cells, cells]`` from normalised template crops ``[B, 3, S, S]``."""
@@ -60,21 +78,50 @@ class RefinerNet(nn.Module):
         """Fusion feature from the template kernel and the search deep feature."""
         return self.neck(kernel, deep)
 
-    def search(self, images: Tensor, kernel: Tensor, with_mask: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
-        """Corners ``[B, 4]`` (crop pixels, float32) and, if asked, mask probabilities ``[B, S, S]``.
+    def search_outputs(
+        self, images: Tensor, kernel: Tensor, with_mask: bool = False, input_corners: Optional[Tensor] = None
+    ) -> SearchOutputs:
+        """The one search forward pass (inference, ONNX export and training all run this).
 
-        The backbone runs once for both outputs.
+        The backbone runs once for every output. ``input_corners`` ``[B, 4]`` (the input box in crop
+        pixels) asks for the IoU logits and needs a net with an ``iou_head``.
         """
         taps = (*self.mask_taps, self.deep_tap) if with_mask else (self.deep_tap,)
         feats = self.feature_extractor(images, taps)
         x = self.fusion(kernel, feats[self.deep_tap])
-        corners = self.corner_head(x)
-        if not with_mask:
-            return corners, None
-        adapted = [adj(feats[t]) for adj, t in zip(self.feat_adjust, self.mask_taps)]
-        a0, a1, a2 = adapted
-        mask = self.mask_head(x, a2, a1, a0, out_size=images.shape[-1])
-        return corners, mask[:, 0]
+        scores = self.corner_head.score_maps(x)
+        corners = self.corner_head.corners_from_maps(scores)
+        iou = None
+        if input_corners is not None:
+            if self.iou_head is None:
+                raise ValueError("this architecture has no IoU head; call search() without input corners")
+            # the IoU head reads detached features: training it never moves the boxes
+            size = float(images.shape[-1])
+            iou = self.iou_head(
+                x.detach(), scores.detach(), corners.detach().float() / size, input_corners.float() / size
+            )
+        mask_logits = None
+        if with_mask:
+            a0, a1, a2 = [adj(feats[t]) for adj, t in zip(self.feat_adjust, self.mask_taps)]
+            mask_logits = self.mask_head.logits(x, a2, a1, a0)
+        return SearchOutputs(scores, corners, mask_logits, iou)
+
+    def search(self, images: Tensor, kernel: Tensor, with_mask: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+        """Corners ``[B, 4]`` (crop pixels, float32) and, if asked, mask probabilities ``[B, S, S]``."""
+        out = self.search_outputs(images, kernel, with_mask)
+        mask = None if out.mask_logits is None else mask_probabilities(out.mask_logits, images.shape[-1])
+        return out.corners, mask
+
+    def search_scored(
+        self, images: Tensor, kernel: Tensor, input_corners: Tensor, with_mask: bool = False
+    ) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        """Like :meth:`search`, plus the predicted IoU ``[B, 2]`` of the refined and of the input box.
+
+        ``input_corners`` ``[B, 4]``: the input box in crop pixels. Needs a net with an ``iou_head``.
+        """
+        out = self.search_outputs(images, kernel, with_mask, input_corners)
+        mask = None if out.mask_logits is None else mask_probabilities(out.mask_logits, images.shape[-1])
+        return out.corners, mask, torch.sigmoid(out.iou)
 
     def forward(self, template: Tensor, search: Tensor, with_mask: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
         """Training forward: template crops and search crops, paired by index."""
@@ -92,32 +139,3 @@ def build_ar34_cm() -> RefinerNet:
         mask_taps=("conv1", "layer1", "layer2"),
         deep_tap="layer3",
     )
-
-
-ARCHITECTURES: Dict[str, Callable[[], RefinerNet]] = {"ar34_cm": build_ar34_cm}
-
-
-def register_architecture(name: str, builder: Callable[[], RefinerNet]) -> None:
-    """Make ``name`` buildable by :func:`build_net` (used for new backbones)."""
-    ARCHITECTURES[name] = builder
-
-
-def build_net(arch: str) -> RefinerNet:
-    """Build an untrained network of the named architecture."""
-    _ensure_builtin_architectures()
-    try:
-        builder = ARCHITECTURES[arch]
-    except KeyError:
-        raise ValueError(
-            f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}. "
-            "Upgrade alpharefine-sdk if these weights come from a newer release."
-        ) from None
-    return builder()
-
-
-def _ensure_builtin_architectures() -> None:
-    # Optional architectures register themselves on import.
-    try:
-        from . import mobilenet  # noqa: F401
-    except ImportError:
-        pass

@@ -49,10 +49,13 @@ class CornerHead(nn.Module):
             maps.append(y)
         return torch.cat(maps, dim=1)
 
+    def corners_from_maps(self, s: Tensor) -> Tensor:
+        """Corners ``[B, 4]`` from the logits of :meth:`score_maps`."""
+        return torch.cat([soft_argmax(s[:, :1], self.stride), soft_argmax(s[:, 1:], self.stride)], dim=1)
+
     def forward(self, x: Tensor) -> Tensor:
         """Corners ``[B, 4] = (x_tl, y_tl, x_br, y_br)`` in crop pixels (float32)."""
-        s = self.score_maps(x)
-        return torch.cat([soft_argmax(s[:, :1], self.stride), soft_argmax(s[:, 1:], self.stride)], dim=1)
+        return self.corners_from_maps(self.score_maps(x))
 
 
 def _double_conv(in_ch: int, mid: int, out: int) -> nn.Sequential:
@@ -95,8 +98,17 @@ class MaskHead(nn.Module):
 
     def forward(self, fusion: Tensor, a2: Tensor, a1: Tensor, a0: Tensor, out_size: int = 256) -> Tensor:
         """Mask probabilities ``[B, 1, out_size, out_size]`` (logits upsampled, then sigmoid)."""
-        m = self.logits(fusion, a2, a1, a0)
-        return torch.sigmoid(F.interpolate(m, size=(out_size, out_size), mode="bilinear", align_corners=False))
+        return mask_probabilities(self.logits(fusion, a2, a1, a0), out_size)[:, None]
+
+
+def upsample_mask_logits(logits: Tensor, out_size: int) -> Tensor:
+    """Mask logits ``[B, 1, h, w]`` -> ``[B, out_size, out_size]`` (bilinear, half-pixel centres)."""
+    return F.interpolate(logits, size=(out_size, out_size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def mask_probabilities(logits: Tensor, out_size: int) -> Tensor:
+    """Mask probabilities ``[B, out_size, out_size]``: the logits upsampled, then the sigmoid."""
+    return torch.sigmoid(upsample_mask_logits(logits, out_size))
 
 
 def _up(x: Tensor, like: Tensor) -> Tensor:
@@ -106,3 +118,34 @@ def _up(x: Tensor, like: Tensor) -> Tensor:
 def feature_adapters(in_channels: Sequence[int], out_channels: Sequence[int]) -> nn.ModuleList:
     """1x1 conv-BN-ReLU adapters for the low-level search taps (original: conv1, layer1, layer2)."""
     return nn.ModuleList(conv_bn_relu(i, o, 1) for i, o in zip(in_channels, out_channels))
+
+
+class IoUHead(nn.Module):
+    """Learned confidence: predicts the IoU with the target of the refined box and of the input box.
+
+    Inputs: the fusion feature ``[B, C, H, W]``, the corner logits ``[B, 2, H, W]``, the refined and
+    the input corners ``[B, 4]`` in crop units (pixels / S). Features are pooled to a fixed
+    ``grid x grid`` map so the head works for any input size. Output: IoU logits ``[B, 2]``
+    (column 0 the refined box, column 1 the input box); ``sigmoid`` gives the IoU estimates.
+    The head reads detached features, so training it never changes the boxes.
+    """
+
+    def __init__(self, in_ch: int = 64, mid: int = 32, grid: int = 8, hidden: int = 128) -> None:
+        super().__init__()
+        self.grid = grid
+        self.conv = conv_bn_relu(in_ch + 2, mid, 3)
+        self.fc1 = nn.Linear(mid * grid * grid + 4 + 4 + 2, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, 2)
+
+    def forward(self, x: Tensor, score_maps: Tensor, corners: Tensor, input_corners: Tensor) -> Tensor:
+        b = x.shape[0]
+        with torch.autocast(x.device.type, enabled=False):
+            p = torch.softmax(score_maps.float().reshape(b, 2, -1), dim=-1)
+            peak = p.max(dim=-1).values  # how sure each corner map is
+        feat = self.conv(torch.cat([x, score_maps.to(x.dtype)], dim=1))
+        feat = F.adaptive_avg_pool2d(feat, self.grid).flatten(1)
+        z = torch.cat([feat.float(), corners.float(), input_corners.float(), peak], dim=1)
+        z = F.relu(self.fc1(z.to(self.fc1.weight.dtype)))
+        z = F.relu(self.fc2(z))
+        return self.out(z).float()

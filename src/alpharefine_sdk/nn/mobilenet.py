@@ -14,9 +14,9 @@ from typing import Dict, Iterable, Sequence, Union
 
 from torch import Tensor, nn
 
-from .arnet import RefinerNet, register_architecture
+from .arnet import RefinerNet
 from .fusion import CorrelationNeck
-from .heads import CornerHead, MaskHead, feature_adapters
+from .heads import CornerHead, IoUHead, MaskHead, feature_adapters
 
 # (expansion t, output channels c, repeats n, first stride s): torchvision's table, cut after the
 # 96-channel stage (features[14:] would be stride 32 and are never used).
@@ -132,4 +132,9 @@ def build_mnv2_cm() -> RefinerNet:
     )
 
 
-register_architecture("mnv2_cm", build_mnv2_cm)
+def build_mnv2_cmi() -> RefinerNet:
+    """``mnv2_cm`` plus a learned confidence (:class:`~alpharefine_sdk.nn.heads.IoUHead`)."""
+    net = build_mnv2_cm()
+    net.iou_head = IoUHead(64)
+    return net
+

@@ -8,7 +8,7 @@ from typing import Optional, Union
 import torch
 
 from ..config import ModelConfig
-from ..nn.arnet import build_net
+from ..nn.registry import build_net
 from .card import model_card
 from .config import TrainConfig
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.arnet import RefinerNet
+from ..nn.heads import upsample_mask_logits
 
 
 class TrainForward(nn.Module):
@@ -26,15 +27,8 @@ class TrainForward(nn.Module):
         self.net = net
 
     def forward(self, template: Tensor, search: Tensor) -> Tuple[Tensor, Tensor]:
-        net = self.net
-        kernel = net.template_kernel(template)
-        feats = net.feature_extractor(search, (*net.mask_taps, net.deep_tap))
-        x = net.fusion(kernel, feats[net.deep_tap])
-        corners = net.corner_head(x)
-        a0, a1, a2 = [adj(feats[t]) for adj, t in zip(net.feat_adjust, net.mask_taps)]
-        logits = net.mask_head.logits(x, a2, a1, a0)
-        logits = F.interpolate(logits.float(), size=search.shape[-2:], mode="bilinear", align_corners=False)
-        return corners, logits[:, 0]
+        out = self.net.search_outputs(search, self.net.template_kernel(template), True)
+        return out.corners, upsample_mask_logits(out.mask_logits.float(), search.shape[-1])
 
 
 def refiner_loss(

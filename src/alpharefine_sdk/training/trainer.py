@@ -18,7 +18,8 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..geometry.normalize import normalize_crops_torch
-from ..nn.arnet import RefinerNet, build_net
+from ..nn.arnet import RefinerNet
+from ..nn.registry import build_net
 from .config import TrainConfig
 from .data import BatchStream, build_sampler, build_validation
 from .loss import TrainForward, refiner_loss

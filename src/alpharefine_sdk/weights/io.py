@@ -10,7 +10,8 @@ import torch
 from .._files import MAX_WEIGHTS_BYTES, check_regular_file
 from ..config import ModelConfig
 from ..errors import WeightsError
-from ..nn.arnet import RefinerNet, build_net
+from ..nn.arnet import RefinerNet
+from ..nn.registry import build_net
 from ..nn.resnet import is_unused_resnet_key
 from .state import load_strict
 
