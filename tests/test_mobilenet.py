@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import DATA, need
 
-from alpharefine_sdk.nn.registry import ARCHITECTURES, build_net
 from alpharefine_sdk.nn.mobilenet import MobileNetV2Trunk, load_imagenet_features
+from alpharefine_sdk.nn.registry import ARCHITECTURES, build_net
 
 BACKBONE = DATA / "backbones" / "mobilenet_v2_imagenet.safetensors"
 

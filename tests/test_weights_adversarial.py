@@ -48,8 +48,22 @@ def _entry_points(path: Path, tmp: Path):
     yield "Refiner.from_pretrained", lambda: Refiner.from_pretrained(path, device="cpu")
     yield "RefinedTracker", lambda: RefinedTracker(lambda f: None, str(path))
     yield "cli convert", lambda: main(["convert", str(path), str(tmp / "converted")])
-    yield "cli eval --weights", lambda: main(
-        ["eval", str(ROOT_DATA), "--weights", str(path), "-q", "--no-plots", "--max-frames", "2", "-o", str(tmp / "ev")]
+    yield (
+        "cli eval --weights",
+        lambda: main(
+            [
+                "eval",
+                str(ROOT_DATA),
+                "--weights",
+                str(path),
+                "-q",
+                "--no-plots",
+                "--max-frames",
+                "2",
+                "-o",
+                str(tmp / "ev"),
+            ]
+        ),
     )
 
 

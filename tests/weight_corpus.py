@@ -96,8 +96,17 @@ def craft_pickle(obj: Any, legacy: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def craft_zip(path: Path, obj: Any, data: Dict[str, bytes], *, prefix: str = "archive", extra: Dict[str, bytes] = None,
-              pkl: Optional[bytes] = None, compress: int = zipfile.ZIP_STORED, byteorder: bytes = b"little") -> Path:
+def craft_zip(
+    path: Path,
+    obj: Any,
+    data: Dict[str, bytes],
+    *,
+    prefix: str = "archive",
+    extra: Dict[str, bytes] = None,
+    pkl: Optional[bytes] = None,
+    compress: int = zipfile.ZIP_STORED,
+    byteorder: bytes = b"little",
+) -> Path:
     """A torch zip checkpoint whose ``data.pkl`` is ``obj`` (or raw ``pkl``) and storages ``data``."""
     with zipfile.ZipFile(path, "w", compression=compress) as z:
         z.writestr(f"{prefix}/data.pkl", pkl if pkl is not None else craft_pickle(obj))
@@ -110,8 +119,15 @@ def craft_zip(path: Path, obj: Any, data: Dict[str, bytes], *, prefix: str = "ar
     return path
 
 
-def craft_legacy(path: Path, obj: Any, data: Dict[str, bytes], *, keys: Optional[list] = None,
-                 numels: Optional[Dict[str, int]] = None, pkl: Optional[bytes] = None) -> Path:
+def craft_legacy(
+    path: Path,
+    obj: Any,
+    data: Dict[str, bytes],
+    *,
+    keys: Optional[list] = None,
+    numels: Optional[Dict[str, int]] = None,
+    pkl: Optional[bytes] = None,
+) -> Path:
     """A legacy (torch < 1.6) checkpoint: magic, protocol, sys info, pickle, keys, raw storages."""
     out = io.BytesIO()
     for v in (LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):

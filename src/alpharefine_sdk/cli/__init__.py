@@ -81,8 +81,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             where = "OpenCV: " if _is_opencv_error(e) else ""
             print(f"{prefix} {where}{_one_line(e)}", file=sys.stderr)
         else:  # not anticipated: still one line, the traceback is one flag away
-            print(f"{prefix} {type(e).__name__}: {_one_line(e)} (run again with --debug for the traceback)",
-                  file=sys.stderr)
+            print(
+                f"{prefix} {type(e).__name__}: {_one_line(e)} (run again with --debug for the traceback)",
+                file=sys.stderr,
+            )
         return 1
 
 

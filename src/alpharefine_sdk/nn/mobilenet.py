@@ -137,4 +137,3 @@ def build_mnv2_cmi() -> RefinerNet:
     net = build_mnv2_cm()
     net.iou_head = IoUHead(64)
     return net
-
