@@ -1,14 +1,19 @@
-"""CPU latency of every backend and precision, beside the bare eager backbone, in one run.
+"""CPU latency of the default path, every backend and precision, and two real trackers' updates,
+in one run.
 
-    python benchmarks/cpu.py                       # all paths, 15 interleaved rounds
-    python benchmarks/cpu.py --quick               # 5 rounds, N = 4 only
+    python benchmarks/cpu.py                       # packaged default model, 15 interleaved rounds
+    python benchmarks/cpu.py --quick               # 5 rounds, N = 16 only
+    python benchmarks/cpu.py --weights ../shared/parity/ar34_random.pth.tar   # the AR34 network
     python benchmarks/cpu.py --json out.json       # also write the raw numbers
 
 Every round runs each measurement once, in a shuffled order, so background load hits all of
-them alike; ratios are taken within a round against the backbone forward of the same round.
-Reported: median ms, p10-p90 spread, median ratio to the backbone, and for ``refine_many`` the
-cost per target and how much cheaper it is than one ``refine`` per target. Parity: corners of
-each path on the 43 golden crops against exact fp32, in crop pixels (256 px crops), and masks.
+them alike; ratios are taken within a round (paired) and their median reported. Rows: the
+default path (``Refiner.from_pretrained()``, ``backend="auto"``), each engine, the exact eager
+reference (``backend="torch", fold_bn=False, channels_last=False``), the pre/post-processing
+alone (crop, normalise, mask paste on the 640x360 frame), and the reference trackers: a
+NanoTrack v2 update (OpenCV ``TrackerNano`` with ``../shared/data/nanotrack_onnx``) and a CSRT
+update. Parity: corners of each path on the 43 golden crops against the exact reference, in crop
+pixels (256 px crops), and masks. The "Done when" block prints the ratios issue 17 asks for.
 """
 
 from __future__ import annotations
@@ -21,13 +26,24 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PARITY = ROOT.parent / "shared" / "parity"
-PATHS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]
+NANOTRACK = ROOT.parent / "shared" / "data" / "nanotrack_onnx" / "v2"
+EXACT = "torch-eager:fp32"
+# name -> (backend, precision, options)
+PATHS: Dict[str, Tuple[str, str, Dict[str, Any]]] = {
+    "default:fp32": ("auto", "fp32", {}),
+    "torch:fp32": ("torch", "fp32", {}),
+    EXACT: ("torch", "fp32", {"fold_bn": False, "channels_last": False}),
+    "onnxruntime:fp32": ("onnxruntime", "fp32", {}),
+    "openvino:fp32": ("openvino", "fp32", {}),
+    "openvino:bf16": ("openvino", "bf16", {}),
+    "torch:bf16": ("torch", "bf16", {}),
+}
 
 
 def machine() -> Dict[str, object]:
@@ -99,23 +115,69 @@ def parity(engine, crops, ref) -> Dict[str, float]:
     }
 
 
+def reference_trackers(ref_frame: np.ndarray, init_box: np.ndarray, frame: np.ndarray) -> Dict[str, Callable]:
+    """``update`` of NanoTrack v2 and CSRT on the benchmark frame (BGR), each initialised on the
+    reference frame; a tracker this OpenCV lacks is left out with a note."""
+    import cv2
+
+    bgr0, bgr = np.ascontiguousarray(ref_frame[:, :, ::-1]), np.ascontiguousarray(frame[:, :, ::-1])
+    box = tuple(int(round(v)) for v in init_box)
+    jobs: Dict[str, Callable] = {}
+    try:
+        params = cv2.TrackerNano_Params()
+        params.backbone = str(NANOTRACK / "backbone.onnx")
+        params.neckhead = str(NANOTRACK / "neckhead.onnx")
+        nano = cv2.TrackerNano.create(params)
+        nano.init(bgr0, box)
+        jobs["ref|nanotrack"] = lambda: nano.update(bgr)
+    except (AttributeError, cv2.error) as e:
+        print(f"skipped NanoTrack: {e}", file=sys.stderr)
+    create = getattr(cv2, "TrackerCSRT_create", None) or getattr(getattr(cv2, "TrackerCSRT", None), "create", None)
+    if create is None:
+        print("skipped CSRT: this OpenCV has no CSRT (install opencv-contrib)", file=sys.stderr)
+    else:
+        csrt = create()
+        csrt.init(bgr0, box)
+        jobs["ref|csrt"] = lambda: csrt.update(bgr)
+    return jobs
+
+
+def prepost_job(r: Any, frame: np.ndarray, box: np.ndarray) -> Callable:
+    """Crop, normalise and mask paste of one refine, without the network (what the default engine does)."""
+    from alpharefine_sdk.backends._common import network_input
+    from alpharefine_sdk.geometry.crop import paste_mask
+
+    mask = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+
+    def run() -> None:
+        _, _, win, crop = r._prepare(frame, box, None)
+        network_input(crop[None], r.config)
+        paste_mask(mask, win, frame.shape[:2])
+
+    return run
+
+
+def paired(times: Dict[str, List[float]], a: str, b: str, scale: float = 1.0) -> Optional[float]:
+    """Median over rounds of ``times[a] / (times[b] * scale)`` (None if either is missing)."""
+    if a not in times or b not in times:
+        return None
+    return float(np.median(np.array(times[a]) / (np.array(times[b]) * scale)))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default=str(PARITY / "ar34_random.pth.tar"))
+    ap.add_argument("--weights", default=None, help="any from_pretrained source (default: the packaged model)")
     ap.add_argument("--repeats", type=int, default=15, help="interleaved rounds (default 15)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--targets", default="4,16", help="N for refine_many (comma-separated)")
-    ap.add_argument("--paths", default=",".join(f"{b}:{p}" for b, p in PATHS), help="backend:precision list")
-    ap.add_argument("--quick", action="store_true", help="5 rounds, N = 4")
+    ap.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {', '.join(PATHS)}")
+    ap.add_argument("--quick", action="store_true", help="5 rounds, N = 16 only")
     ap.add_argument("--json", default=None, help="write raw timings and parity here")
     args = ap.parse_args(argv)
     if args.quick:
-        args.repeats, args.targets = 5, "4"
-
-    import torch
+        args.repeats, args.targets = 5, "16"
 
     from alpharefine_sdk import Refiner, refine_many
-    from alpharefine_sdk.geometry.normalize import normalize_crops
 
     info = machine()
     print(json.dumps(info))
@@ -125,30 +187,29 @@ def main(argv=None) -> int:
     many_boxes = {n: [box + np.r_[rng.uniform(-8, 8, 2), 0, 0] for _ in range(n)] for n in targets}
     crops = golden_crops()
 
+    specs = [p for p in args.paths.split(",") if p]
+    if EXACT not in specs:
+        specs.append(EXACT)  # the parity reference
     refiners: Dict[str, Refiner] = {}
-    for spec in args.paths.split(","):
-        backend, precision = spec.split(":")
+    for spec in specs:
+        if spec not in PATHS:
+            ap.error(f"unknown path {spec!r}; choose from {', '.join(PATHS)}")
+        backend, precision, options = PATHS[spec]
         try:
             t = time.perf_counter()
             kw = {"device": "cpu"} if backend == "torch" else {}
-            r = Refiner.from_pretrained(args.weights, backend=backend, precision=precision, **kw)
-            print(f"built {spec} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+            r = Refiner.from_pretrained(args.weights, backend=backend, precision=precision, gate=None, **kw, **options)
+            print(f"built {spec} ({r.engine.name}) in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         except ImportError as e:
             print(f"skipped {spec}: {e}", file=sys.stderr)
             continue
         r.initialize(ref_frame, init_box)
         refiners[spec] = r
+    info["default_engine"] = refiners["default:fp32"].engine.name if "default:fp32" in refiners else None
+    info["architecture"] = refiners[EXACT].config.architecture
 
-    exact = refiners.get("torch:fp32") or Refiner.from_pretrained(args.weights, device="cpu")
-    pre = exact.config.preprocessing
-    x = torch.from_numpy(normalize_crops(crops[1][:1], pre.mean, pre.std))
-    backbone = exact.net.feature_extractor
-
-    def run_backbone() -> None:
-        with torch.inference_mode():
-            backbone(x, ("layer3",))
-
-    jobs: Dict[str, Callable[[], None]] = {"backbone": run_backbone}
+    jobs: Dict[str, Callable[[], Any]] = reference_trackers(ref_frame, init_box, frame)
+    jobs["prepost|default"] = prepost_job(refiners[EXACT], frame, box)
     for spec, r in refiners.items():
         jobs[f"{spec}|box"] = lambda r=r: r.refine(frame, box)
         jobs[f"{spec}|mask"] = lambda r=r: r.refine(frame, box, mask=True)
@@ -171,8 +232,8 @@ def main(argv=None) -> int:
             jobs[k]()
             times[k].append(time.perf_counter() - t)
 
-    # parity on the golden crops against exact fp32
-    e = exact.engine
+    # parity on the golden crops against the exact reference
+    e = refiners[EXACT].engine
     templates, searches, tidx, midx = crops
     kk = e.template(templates)
     ref_c, _ = e.search(searches, e.concat([kk[t : t + 1] for t in tidx]), with_mask=False)
@@ -180,35 +241,56 @@ def main(argv=None) -> int:
     errors = {spec: parity(r.engine, crops, (ref_c, ref_m)) for spec, r in refiners.items()}
 
     info["load_average_end"] = os.getloadavg()
-    bb = np.array(times["backbone"])
+    ms = lambda k: np.median(times[k]) * 1e3  # noqa: E731
+    spread = lambda k: f"{np.percentile(times[k], 10) * 1e3:.1f}-{np.percentile(times[k], 90) * 1e3:.1f}"  # noqa: E731
+    print()
+    print(f"architecture {info['architecture']}; default engine: {info['default_engine']}")
     print()
     print(
-        "| path | call | median ms | p10-p90 ms | x backbone | per target ms | single / per-target | corner err px (median / max) | mask err |"
+        "| path | call | median ms | p10-p90 ms | per target ms | single / per-target | corner err px (median / max) | mask err |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(
-        f"| torch eager | bare backbone forward 1x3x256x256 | {np.median(bb) * 1e3:.1f} | "
-        f"{np.percentile(bb, 10) * 1e3:.1f}-{np.percentile(bb, 90) * 1e3:.1f} | 1.00 | | | | |"
-    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for key, label in (("ref|nanotrack", "NanoTrack v2 update (OpenCV)"), ("ref|csrt", "CSRT update (OpenCV)")):
+        if key in times:
+            print(f"| reference | {label} | {ms(key):.1f} | {spread(key)} | | | | |")
+    print(f"| default | pre/post-processing only (crop, normalise, mask paste) | {ms('prepost|default'):.2f} | "
+          f"{spread('prepost|default')} | | | | |")  # fmt: skip
     for spec in refiners:
         single = np.array(times[f"{spec}|box"])
+        name = spec.replace(":", " ") + (f" ({info['default_engine']})" if spec == "default:fp32" else "")
         for call in ["box", "mask"] + [f"many{n}" for n in targets]:
-            t = np.array(times[f"{spec}|{call}"])
+            k = f"{spec}|{call}"
+            t = np.array(times[k])
             n = int(call[4:]) if call.startswith("many") else 1
             label = {"box": "refine (box)", "mask": "refine (box + mask)"}.get(call, f"refine_many, {n} targets")
-            per = np.median(t) / n
             cheaper = f"{np.median(single / (t / n)):.2f}x" if n > 1 else ""
             err = errors[spec]
             perr = f"{err['corner_px_median']:.1e} / {err['corner_px_max']:.1e}" if call == "box" else ""
             merr = f"{err['mask_max']:.1e}" if call == "mask" else ""
-            print(
-                f"| {spec.replace(':', ' ')} | {label} | {np.median(t) * 1e3:.1f} | {np.percentile(t, 10) * 1e3:.1f}-"
-                f"{np.percentile(t, 90) * 1e3:.1f} | {np.median(t / bb):.2f} | {per * 1e3:.1f} | {cheaper} | {perr} | {merr} |"
-            )
+            print(f"| {name} | {label} | {ms(k):.1f} | {spread(k)} | {np.median(t) / n * 1e3:.1f} | {cheaper} | "
+                  f"{perr} | {merr} |")  # fmt: skip
+    print()
+    nmax = max(targets) if targets else None
+    done = {
+        "default refine (box) / NanoTrack update (goal <= 1.3)": paired(times, "default:fp32|box", "ref|nanotrack"),
+        "default refine (box + mask) / NanoTrack update (goal <= 2)": paired(times, "default:fp32|mask", "ref|nanotrack"),
+        f"default refine / per-target refine_many at {nmax} (goal >= 2)": (
+            1 / paired(times, f"default:fp32|many{nmax}", "default:fp32|box", nmax)
+            if nmax and f"default:fp32|many{nmax}" in times else None
+        ),
+        "torch fp32 refine (box) / onnxruntime fp32 (goal <= 1.5)": paired(times, "torch:fp32|box", "onnxruntime:fp32|box"),
+        "default pre/post-processing ms (goal well under 1)": float(ms("prepost|default")),
+        "default corner error vs exact torch fp32, max crop px (goal < 1e-3)": errors.get("default:fp32", {}).get("corner_px_max"),
+    }  # fmt: skip
+    print("Done when (paired ratios, median over rounds):")
+    for k, v in done.items():
+        print(f"  {k}: {'n/a' if v is None else f'{v:.3g}'}")
     print()
     print(f"load average (1, 5, 15 min): start {info['load_average_start']}, end {info['load_average_end']}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "times_s": times, "parity": errors}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"machine": info, "times_s": times, "parity": errors, "done_when": done}, indent=1)
+        )
     return 0
 
 

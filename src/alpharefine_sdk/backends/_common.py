@@ -1,8 +1,9 @@
 """Helpers shared by the exported-graph engines (ONNX Runtime, OpenVINO).
 
 The engines feed the graphs exactly what the torch engine feeds the network (the LUT-normalised
-float32 crops) and turn the graphs' corner logits into coordinates with the network's own
-float32 soft-argmax, so crop maths, normalisation and coordinate maths exist once.
+float32 crops). fp32 graphs return their own float32 soft-argmax corners; a bf16 graph's corner
+logits go through the network's float32 soft-argmax here, so crop maths, normalisation and
+coordinate maths exist once.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,9 +20,14 @@ OPTIONS = ("onnx_dir", "threads", "spin")
 class OnnxRuntimeEngine(C.ExportedGraphEngine):
     """Exact fp32 inference with ONNX Runtime; same interface as :class:`TorchEngine`.
 
-    Options: ``onnx_dir`` (a folder from ``export_onnx``; default: export ``net`` now),
-    ``threads`` (intra-op threads, default the physical cores), ``spin`` (let idle worker threads
-    spin, default True: lowest latency, but set False when other processes share the CPU).
+    Options: ``onnx_dir`` (a folder from ``export_onnx``; default: the export of ``net`` kept in
+    the Hugging Face cache, made on first use), ``threads`` (default the physical cores), ``spin``
+    (let idle worker threads spin, default True: lowest latency, but set False when other
+    processes share the CPU).
+
+    One crop runs on one session with ``threads`` intra-op threads. A batch (``refine_many``) is
+    split across ``threads`` single-threaded sessions run side by side: whole crops per core, no
+    per-layer synchronisation, which is where batching pays off for small networks.
     """
 
     name = "onnxruntime"
@@ -37,13 +43,16 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
         self.net, self.config, self.precision = net, config, precision
         self.threads = C.check_threads(options.get("threads"))
         self.spin = bool(options.get("spin", True))
+        self._workers: Dict[str, List[Any]] = {}  # per graph: single-threaded sessions for batches
+        self._pool: Any = None
+        self._lock = threading.Lock()
         self._init_graphs(options.get("onnx_dir"))
 
     # ------------------------------------------------------------------ construction
-    def _load_graph(self, variant: str, path: Path) -> Any:
+    def _load_graph(self, variant: str, path: Path, threads: Optional[int] = None) -> Any:
         ort = self._ort
         so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
+        so.intra_op_num_threads = threads or self.threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -64,7 +73,30 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
         """The raw graph outputs ``scores, corners[, mask]`` (or those in ``names``) for uint8 crops."""
         x = C.network_input(crops, self.config)
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
-        return self._search_graph(with_mask).run(names or C.graph_names(with_mask), {"images": x, "kernel": k})
+        names = names or C.graph_names(with_mask)
+        graph = self._search_graph(with_mask)
+        if x.shape[0] < 2 or self.threads < 2:
+            return graph.run(names, {"images": x, "kernel": k})
+        sessions = self._batch_sessions("mask" if with_mask else "box")
+        bounds = np.linspace(0, x.shape[0], min(len(sessions), x.shape[0]) + 1).astype(int)
+        jobs = [
+            self._pool.submit(s.run, names, {"images": x[a:b], "kernel": k[a:b]})
+            for s, a, b in zip(sessions, bounds[:-1], bounds[1:])
+        ]
+        parts = [j.result() for j in jobs]
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+
+    def _batch_sessions(self, variant: str) -> List[Any]:
+        """``threads`` single-threaded sessions of one graph (built on the first batch)."""
+        with self._lock:
+            if variant not in self._workers:
+                from concurrent.futures import ThreadPoolExecutor
+
+                path = self.graph_dir / self.manifest["graphs"][variant]
+                self._workers[variant] = [self._load_graph(variant, path, threads=1) for _ in range(self.threads)]
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="alpharefine-ort")
+            return self._workers[variant]
 
     def search(
         self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False

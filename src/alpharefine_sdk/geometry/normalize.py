@@ -27,11 +27,7 @@ def normalization_table(mean: Sequence[float], std: Sequence[float]) -> np.ndarr
 
 def normalize_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """``[B, S, S, 3]`` uint8 RGB crops -> ``[B, 3, S, S]`` float32 network input."""
-    lut = normalization_table(mean, std)
-    out = np.empty((crops.shape[0], 3) + crops.shape[1:3], dtype=np.float32)
-    for c in range(3):
-        np.take(lut[:, c], crops[..., c], out=out[:, c])
-    return out
+    return np.ascontiguousarray(normalize_crops_nhwc(crops, mean, std).transpose(0, 3, 1, 2))
 
 
 @lru_cache(maxsize=8)
