@@ -54,6 +54,7 @@ def crop_window(box: Sequence[float], factor: float = 2.0, out_size: int = 256) 
 # this many pixels (12 MB for a colour frame; every realistic window, all parity cases); larger
 # ones are sampled by one cv2.remap that reads only the visible part of the frame.
 EXACT_PAD_PIXELS = 4_000_000
+PASTE_CHUNK_FLOATS = 4_000_000  # a large mask is pasted in bands of at most this many floats (16 MB)
 
 
 def _visible(win: CropWindow, H: int, W: int) -> Tuple[int, int, int, int]:
@@ -143,8 +144,8 @@ def box_in_crop(target: Sequence[float], win: CropWindow) -> np.ndarray:
 def paste_mask(mask_crop: np.ndarray, win: CropWindow, frame_hw: Tuple[int, int]) -> np.ndarray:
     """Resize an ``S x S`` crop mask to the window and paste it into an ``H x W`` float32 map.
 
-    Only the part of the window inside the frame is computed when the window is large, so the
-    memory used is at most twice the ``H x W`` result (or ``EXACT_PAD_PIXELS`` floats).
+    Only the part of the window inside the frame is computed when the window is large, in bands,
+    so the memory used beyond the ``H x W`` result is at most 16 MB.
     """
     cv2 = require("cv2")
     H, W = frame_hw
@@ -160,8 +161,11 @@ def paste_mask(mask_crop: np.ndarray, win: CropWindow, frame_hw: Tuple[int, int]
         return out
     S = m.shape[0]
     sx, sy = S / win.ws, S / win.hs  # frame pixel X samples crop u = (X - x1 + 0.5) * sx - 0.5, as resize
-    a = np.array([[sx, 0.0, (fx0 - win.x1 + 0.5) * sx - 0.5], [0.0, sy, (fy0 - win.y1 + 0.5) * sy - 0.5]])
-    out[fy0:fy1, fx0:fx1] = cv2.warpAffine(
-        m, a, (fx1 - fx0, fy1 - fy0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
-    )
+    rows = max(1, PASTE_CHUNK_FLOATS // (fx1 - fx0))  # in bands, so only the result is frame-sized
+    for r0 in range(fy0, fy1, rows):
+        r1 = min(r0 + rows, fy1)
+        a = np.array([[sx, 0.0, (fx0 - win.x1 + 0.5) * sx - 0.5], [0.0, sy, (r0 - win.y1 + 0.5) * sy - 0.5]])
+        out[r0:r1, fx0:fx1] = cv2.warpAffine(
+            m, a, (fx1 - fx0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
     return out
