@@ -35,6 +35,7 @@ def refiner(kind: str):
         REFINERS[kind] = Refiner.from_pretrained(None, device="cpu", gate=None, backend="torch")
     return REFINERS[kind].clone()
 
+
 _float = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(-2000, 2000),
@@ -169,7 +170,7 @@ def test_clip_box_stays_inside_with_positive_sides(box, h, w, min_size):
 
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False), st.text(max_size=5)),
+    st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False), st.text(max_size=5)),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12,
 )

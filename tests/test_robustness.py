@@ -50,7 +50,10 @@ def test_whole_frame_box_on_a_12000px_frame_is_bounded(tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "crop_memory.py"), "--side", "12000", "--json", str(out)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(out.read_text())
@@ -327,8 +330,13 @@ for i in range(1, 8):
     fractional += any(abs(v - round(v)) > 1e-6 for v in t.last_box)
 print("ok", fractional)
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok ") and int(proc.stdout.split()[1]) > 0  # refined boxes were fractional
 
@@ -356,8 +364,9 @@ def test_eval_resume_is_keyed_on_content(tmp_path):
     record = out / "runs" / "kcf" / "Crossing.json"
 
     def run():
-        evaluate(d.parent, ["kcf"], weights=str(weights), compare=False, max_frames=4, output=out, plots=False,
-                 gate=None)
+        evaluate(
+            d.parent, ["kcf"], weights=str(weights), compare=False, max_frames=4, output=out, plots=False, gate=None
+        )
         return record.stat().st_mtime_ns, json.loads(record.read_text())["fingerprint"]
 
     t0, fp0 = run()
@@ -393,8 +402,11 @@ def test_refine_boxes_with_too_few_rows(tmp_path, capsys):
         (lambda: cv2.resize(np.zeros((0, 0), np.uint8), (4, 4)), "OpenCV:", cv2.error),
         (lambda: open("/nonexistent/dir/file"), "No such file", FileNotFoundError),
         (lambda: (_ for _ in ()).throw(MemoryError()), "out of memory", MemoryError),
-        (lambda: (_ for _ in ()).throw(PermissionError(13, "Permission denied", "x")), "Permission denied",
-         PermissionError),
+        (
+            lambda: (_ for _ in ()).throw(PermissionError(13, "Permission denied", "x")),
+            "Permission denied",
+            PermissionError,
+        ),
         (lambda: {}["key"], "KeyError", KeyError),
     ],
 )
