@@ -170,12 +170,14 @@ def test_every_engine_satisfies_the_protocol(default):
 
 
 def test_optimize_save_pretrained_from_pretrained_round_trip(tmp_path, golden, parity_frames):
-    r = Refiner.from_pretrained(backend="torch", device="cpu", gate=None)
+    r = Refiner.from_pretrained(gate=None)  # the default engine; optimize() swaps in the fast torch one
     frame0, frame = parity_frames[golden["ref_frame"][0]], parity_frames[golden["test_frame"][0]]
     r.initialize(frame0, golden["init_box"][0])
     want = r.refine(frame, golden["input_box"][0]).box
     r.optimize(precision="fp32")
     assert r.engine.name == "torch-fast"
+    # the template computed by the first engine is carried over
+    np.testing.assert_allclose(r.refine(frame, golden["input_box"][0]).box, want, rtol=0, atol=BOX_TOL)
     r.save_pretrained(tmp_path / "m")
     back = Refiner.from_pretrained(tmp_path / "m", backend="torch", device="cpu", gate=None)
     ref_sd, got_sd = r.net.state_dict(), back.net.state_dict()

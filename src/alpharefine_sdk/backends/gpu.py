@@ -184,7 +184,10 @@ class FastTorchEngine:
         return t
 
     def adopt(self, kernel: Tensor) -> Tensor:
-        """A template kernel from another engine in this engine's device, dtype and layout."""
+        """A template kernel from another engine (a tensor, or a numpy array from an ONNX engine) in
+        this engine's device, dtype and layout."""
+        if isinstance(kernel, np.ndarray):
+            kernel = torch.from_numpy(kernel)
         return kernel.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
 
     # ------------------------------------------------------------------ engine interface
@@ -324,7 +327,7 @@ def optimize(
             f"{getattr(engine, 'name', type(engine).__name__)!r}: build it with backend='torch'"
         )
     opts = FastOptions(precision, channels_last, fold_bn, fused_correlation, cuda_graph, compile)
-    fast = FastTorchEngine(net, refiner.config, device=engine.device, options=opts)
+    fast = FastTorchEngine(net, refiner.config, device=getattr(engine, "device", None), options=opts)
     if refiner.is_initialized:
         refiner._kernel = fast.adopt(refiner._kernel)
     refiner.engine = fast
