@@ -60,7 +60,7 @@ def test_output_folder_loads_in_refiner_with_a_model_card(tiny_run):
     folder = tiny_run / "model"
     card = (folder / "README.md").read_text()
     assert "samples seen: 320" in card and "Licences" in card and "dog" in card
-    r = Refiner.from_pretrained(folder, device="cpu", image_format="BGR")
+    r = Refiner.from_pretrained(folder, backend="torch", device="cpu", image_format="BGR")
     assert r.config.architecture == "mnv2_cm" and r.config.extra["samples_seen"] == 320
     seq = need(SHARED / "data" / "sequences" / "otb" / "Crossing")
     gt = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",")
@@ -80,7 +80,10 @@ def test_existing_checkpoint_needs_resume(tiny_run, tmp_path):
 
 
 def _state(run: Path):
-    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    from alpharefine_sdk.training.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(run, restore_rng=False)
+    return {**ck.info, "model": ck.model, "optimizer": ck.optimizer, "scheduler": ck.scheduler}
 
 
 def test_resume_continues_the_same_run(tmp_path):
@@ -150,3 +153,72 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
             diff += (v - b["model"][k]).abs().sum().item()
     assert moved > 0
     assert diff < 1e-3 * moved, (diff, moved)
+
+
+def test_checkpoint_is_safetensors_and_json_and_never_unpickles(tmp_path):
+    """Item 2 of the security issue: a pickle ``checkpoint.pt`` with a payload is refused, never run."""
+    import pickle
+
+    from alpharefine_sdk.cli import main
+    from alpharefine_sdk.training.checkpoint import CheckpointError, load_checkpoint
+
+    cfg = tiny_config(tmp_path, "safe", total_samples=8, checkpoint_every_samples=1000, validation={"samples": 0})
+    assert main(["train", str(cfg), "--no-progress"]) == 0
+    run = tmp_path / "safe"
+    assert sorted(p.name for p in run.glob("checkpoint*")) == ["checkpoint.json", "checkpoint.safetensors"]
+    assert _state(run)["samples"] == 8
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "checkpoint.pt").write_bytes(pickle.dumps({"model": Payload()}))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(evil)
+    evil_cfg = tiny_config(tmp_path, "evil", total_samples=8)
+    assert main(["train", str(evil_cfg), "--no-progress", "--export-only"]) != 0
+    assert not marker.exists()
+
+    # a torn pair (tensor file replaced after the JSON was written) is refused
+    data = bytearray((run / "checkpoint.safetensors").read_bytes())
+    data[-100] ^= 0xFF
+    (run / "checkpoint.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(run)
+
+
+def test_iou_head_architecture_trains_and_scores(tmp_path):
+    """mnv2_cmi: box losses plus the IoU head; the exported model predicts IoUs in [0, 1]."""
+    from alpharefine_sdk.cli import main
+    from alpharefine_sdk.training.trainer import Trainer  # noqa: F401
+
+    cfg = tiny_config(
+        tmp_path,
+        "cmi",
+        architecture="mnv2_cmi",
+        total_samples=16,
+        l1_weight=5.0,
+        giou_weight=2.0,
+        mask_weight=1.0,
+        jitter_exact_share=0.2,
+        log_every_steps=1,
+        validation={"root": str(SHARED / "train"), "sequences": ["dog"], "samples": 8, "every_samples": 1000},
+    )
+    assert main(["train", str(cfg), "--no-progress"]) == 0
+    log = (tmp_path / "cmi" / "log.txt").read_text()
+    assert "iou_err" in log and "val_iou_chosen" in log
+    from alpharefine_sdk.nn.registry import build_net
+    from alpharefine_sdk.weights.resolve import load_source
+
+    net, config = load_source(tmp_path / "cmi" / "model")
+    assert config.architecture == "mnv2_cmi" and net.iou_head is not None
+    net.eval()
+    with torch.no_grad():
+        k = net.template_kernel(torch.randn(2, 3, 128, 128))
+        c, m, q = net.search_scored(torch.randn(2, 3, 256, 256), k, torch.tensor([[64.0, 64, 192, 192]] * 2))
+    assert q.shape == (2, 2) and bool(((q >= 0) & (q <= 1)).all())
+    assert set(build_net("mnv2_cm").state_dict()) < set(net.state_dict())

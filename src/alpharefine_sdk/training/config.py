@@ -64,6 +64,7 @@ class TrainConfig:
     sources: List[SourceConfig] = field(default_factory=list)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     backbone_init: Optional[str] = None  # ImageNet MobileNetV2 safetensors (torchvision keys); never shipped
+    init_from: Optional[str] = None  # a model folder (or name) whose weights start this run; new heads start fresh
     freeze_blocks: int = 7  # backbone blocks (features[:n]) kept frozen
     backbone_bn: str = "eval"  # "eval": backbone BN keeps its statistics; "train": re-estimated
     freeze_bn: bool = False  # every BN in eval mode (exact DDP equivalence, tiny batches)
@@ -72,15 +73,21 @@ class TrainConfig:
     lr: float = 1e-3
     lr_halve_every: int = 60000  # samples
     mask_weight: float = 1000.0 / 256**2  # = the paper's lambda 1000 with corners in crop units (see docs)
+    mse_weight: float = 1.0  # MSE of corners in crop units
+    l1_weight: float = 0.0  # L1 of corners in crop units
+    giou_weight: float = 0.0  # 1 - GIoU of the refined box
+    iou_weight: float = 1.0  # BCE of the IoU head's estimates (architectures with an IoU head)
     precision: str = "bf16"  # "fp32" | "bf16" (CPU or GPU) | "fp16" (GPU)
     channels_last: bool = True
     threads: int = 2
     max_side: int = 480  # frames are stored at most this large
     jitter_large_share: float = 0.25
     jitter_small_share: float = 0.15
+    jitter_exact_share: float = 0.0  # inputs within ~2% of the truth: keeping a good box is learned
     checkpoint_every_samples: int = 5000
     log_every_steps: int = 25
     prefetch_batches: int = 6
+    num_workers: int = 0  # 0: one background thread; n: n sampler processes (GPU machines)
     device: Optional[str] = None
 
     @classmethod
@@ -126,5 +133,16 @@ class TrainConfig:
         for k in ("batch_size", "total_samples", "lr_halve_every", "checkpoint_every_samples", "threads"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1; got {getattr(self, k)}")
-        if not 0 <= self.jitter_large_share + self.jitter_small_share <= 1:
-            raise ValueError("jitter_large_share + jitter_small_share must lie in [0, 1]")
+        shares = (self.jitter_large_share, self.jitter_small_share, self.jitter_exact_share)
+        if min(shares) < 0 or sum(shares) > 1:
+            raise ValueError("jitter_large_share, jitter_small_share and jitter_exact_share must be >= 0 with a sum <= 1")
+        for k in ("mask_weight", "mse_weight", "l1_weight", "giou_weight", "iou_weight"):
+            if not getattr(self, k) >= 0:
+                raise ValueError(f"{k} must be >= 0; got {getattr(self, k)}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0; got {self.num_workers}")
+
+    def loss_weights(self):
+        from .loss import LossWeights
+
+        return LossWeights(self.mse_weight, self.l1_weight, self.giou_weight, self.mask_weight, self.iou_weight)

@@ -33,8 +33,11 @@ def load_source_items(src: SourceConfig, max_side: int, exclude: Sequence[str] =
 
 
 def jitter_levels(cfg: TrainConfig) -> Tuple[Tuple[float, Jitter], ...]:
-    big, small = cfg.jitter_large_share, cfg.jitter_small_share
-    return ((1 - big - small, Jitter(0.25, 0.25)), (big, Jitter(0.5, 0.75, 0.3)), (small, Jitter(0.05, 0.05)))
+    big, small, exact = cfg.jitter_large_share, cfg.jitter_small_share, cfg.jitter_exact_share
+    levels = [(1 - big - small - exact, Jitter(0.25, 0.25)), (big, Jitter(0.5, 0.75, 0.3)), (small, Jitter(0.05, 0.05))]
+    if exact > 0:
+        levels.append((exact, Jitter(0.02, 0.02)))
+    return tuple(levels)
 
 
 def build_sampler(cfg: TrainConfig) -> Tuple[PairSampler, Dict[str, int]]:
@@ -80,6 +83,56 @@ def collate(samples: List[Sample]) -> Batch:
         "mask": np.stack([s.mask for s in samples]),
         "has_mask": np.array([s.has_mask for s in samples]),
     }
+
+
+class _BatchDataset:
+    """Batch ``k`` = samples ``[first + k*stride + offset, ... + size)`` (for a torch DataLoader)."""
+
+    def __init__(self, sampler: PairSampler, first: int, size: int, stride: int, offset: int) -> None:
+        self.sampler, self.first, self.size, self.stride, self.offset = sampler, first, size, stride, offset
+
+    def __getitem__(self, k: int) -> Batch:
+        start = self.first + k * self.stride + self.offset
+        return collate([self.sampler.sample(start + j) for j in range(self.size)])
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+
+def _identity(b: Batch) -> Batch:
+    return b
+
+
+class WorkerStream:
+    """The same batches as :class:`BatchStream`, drawn by ``workers`` processes (in order)."""
+
+    def __init__(
+        self, sampler: PairSampler, first: int, size: int, stride: int, offset: int = 0, *, workers: int, prefetch: int = 4
+    ) -> None:
+        import torch
+
+        ds = _BatchDataset(sampler, first, size, stride, offset)
+        self._loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=None,
+            sampler=range(1 << 40),
+            num_workers=workers,
+            prefetch_factor=prefetch,
+            persistent_workers=False,
+            collate_fn=_identity,
+        )
+        self._it = iter(self._loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        return next(self._it)
+
+    def close(self) -> None:
+        it, self._it = self._it, None
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
 
 
 class BatchStream:

@@ -1,36 +1,40 @@
-"""Turn a training checkpoint into a model folder without training (``train CONFIG --export-only``)."""
+"""Trained-model export: one writer for the model folder, used by the trainer and by
+``train CONFIG --export-only`` (from a checkpoint, without training)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
 from ..config import ModelConfig
 from ..nn.registry import build_net
 from .card import model_card
+from .checkpoint import load_checkpoint
 from .config import TrainConfig
 
 
-def export_checkpoint(checkpoint: Union[str, Path], folder: Optional[Union[str, Path]] = None) -> Path:
-    """Write ``model.safetensors`` + ``config.json`` + ``README.md`` from a ``checkpoint.pt``."""
+def write_model_folder(
+    cfg: TrainConfig,
+    state: Dict[str, torch.Tensor],
+    folder: Union[str, Path],
+    *,
+    samples: int,
+    elapsed_s: float,
+    history: List[dict],
+    source_counts: Dict[str, Any],
+) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` + ``README.md`` for ``Refiner.from_pretrained``."""
     from ..weights.io import save_model_folder
 
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"no training checkpoint at {checkpoint}")
-    # Our own file (written by Trainer.save); it holds RNG states, hence weights_only=False.
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    cfg = TrainConfig.from_dict(state["config"])
     net = build_net(cfg.architecture)
-    net.load_state_dict(state["model"])
-    history = list(state.get("history", []))
+    net.load_state_dict({k: v.detach().cpu().contiguous() for k, v in state.items()})
     info = {
         "trained_with": "alpharefine-sdk train",
         "name": cfg.name,
-        "samples_seen": int(state["samples"]),
-        "training_minutes": round(float(state.get("elapsed_s", 0.0)) / 60, 1),
+        "samples_seen": int(samples),
+        "training_minutes": round(float(elapsed_s) / 60, 1),
         "validation_sequences": list(cfg.validation.sequences),
         "validation": history[-1] if history else None,
     }
@@ -40,8 +44,24 @@ def export_checkpoint(checkpoint: Union[str, Path], folder: Optional[Union[str, 
         source=f"trained with alpharefine-sdk ({cfg.name})",
         extra=info,
     )
-    folder = Path(folder) if folder is not None else checkpoint.parent / "model"
-    save_model_folder(net.eval(), config, folder, overwrite=True)
-    counts = dict(state.get("source_counts") or {})
-    (folder / "README.md").write_text(model_card(cfg, info, counts, history))
+    folder = save_model_folder(net.eval(), config, Path(folder), overwrite=True)
+    (folder / "README.md").write_text(model_card(cfg, info, dict(source_counts or {}), history))
     return folder
+
+
+def export_checkpoint(checkpoint: Union[str, Path], folder: Optional[Union[str, Path]] = None) -> Path:
+    """Write the model folder from a training checkpoint (the run folder or its ``checkpoint.json``)."""
+    checkpoint = Path(checkpoint)
+    ck = load_checkpoint(checkpoint, restore_rng=False)
+    info = ck.info
+    cfg = TrainConfig.from_dict(info["config"])
+    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    return write_model_folder(
+        cfg,
+        ck.model,
+        Path(folder) if folder is not None else run_dir / "model",
+        samples=int(info["samples"]),
+        elapsed_s=float(info.get("elapsed_s", 0.0)),
+        history=list(info.get("history", [])),
+        source_counts=dict(info.get("source_counts") or {}),
+    )

@@ -21,11 +21,11 @@ from ..geometry.normalize import normalize_crops_torch
 from ..nn.arnet import RefinerNet
 from ..nn.registry import build_net
 from .config import TrainConfig
-from .data import BatchStream, build_sampler, build_validation
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .data import BatchStream, WorkerStream, build_sampler, build_validation
 from .loss import TrainForward, refiner_loss
 from .sampler import crop_iou
 
-CHECKPOINT = "checkpoint.pt"
 MODEL_DIR = "model"
 
 
@@ -44,7 +44,28 @@ def build_model(cfg: TrainConfig) -> RefinerNet:
         if not hasattr(trunk, "freeze"):
             raise ValueError(f"freeze_blocks needs a trunk with blocks; {cfg.architecture!r} has none")
         trunk.freeze(cfg.freeze_blocks)
+    if cfg.init_from:
+        init_weights(net, cfg.init_from)
     return net
+
+
+def init_weights(net: RefinerNet, source: str) -> None:
+    """Start from a trained model's weights (any source ``Refiner.from_pretrained`` takes).
+
+    Every tensor of ``source`` must fit ``net``; tensors only ``net`` has (a new head) keep their
+    fresh initialisation.
+    """
+    from ..weights.resolve import load_source
+
+    src, _ = load_source(source)
+    own = net.state_dict()
+    theirs = src.state_dict()
+    extra = sorted(set(theirs) - set(own))
+    bad = [k for k in theirs if k in own and tuple(theirs[k].shape) != tuple(own[k].shape)]
+    if extra or bad:
+        raise ValueError(f"init_from {source!r} does not fit: unknown keys {extra[:3]}, wrong shapes {bad[:3]}")
+    own.update(theirs)
+    net.load_state_dict(own)
 
 
 def set_train_mode(net: RefinerNet, cfg: TrainConfig) -> None:
@@ -131,6 +152,7 @@ class Trainer:
         steps_per_halving = max(1, cfg.lr_halve_every // cfg.batch_size)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=steps_per_halving, gamma=0.5)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        self.weights = cfg.loss_weights()
         self.samples = 0
         self.step = 0
         self.elapsed = 0.0
@@ -165,17 +187,21 @@ class Trainer:
         s = normalize_crops_torch(torch.from_numpy(b["search"]).to(self.device), pre_mean, pre_std)
         t, s = t.contiguous(memory_format=fmt), s.contiguous(memory_format=fmt)
         gt = torch.from_numpy(b["corners"]).to(self.device)
+        inp = torch.from_numpy(b["input_corners"]).to(self.device)
         mask = torch.from_numpy(b["mask"]).to(self.device).float() / 255.0
         has = torch.from_numpy(b["has_mask"]).to(self.device)
-        return t, s, gt, mask, has
+        return t, s, gt, inp, mask, has
 
     # ------------------------------------------------------------------ training
     def train_step(self, b: Dict[str, np.ndarray]) -> Dict[str, float]:
         cfg = self.cfg
-        t, s, gt, mask, has = self._tensors(b)
+        t, s, gt, inp, mask, has = self._tensors(b)
         with _autocast(self.device, cfg.precision):
-            corners, logits = self.model(t, s)
-        loss, parts = refiner_loss(corners, logits, gt, mask, has, size=t.shape[-1], mask_weight=cfg.mask_weight)
+            corners, logits, iou_logits = self.model(t, s, inp)
+        loss, parts = refiner_loss(
+            corners, logits, gt, mask, has, size=t.shape[-1], weights=self.weights, iou_logits=iou_logits,
+            input_corners=inp,
+        )
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -195,27 +221,38 @@ class Trainer:
         if self.val is None:
             return None
         self.net.eval()
-        v, out, losses = self.val, [], []
+        v, out, scores, losses = self.val, [], [], []
         bs = max(1, self.local_batch * 2)
         fwd = TrainForward(self.net)
         for i in range(0, len(v["corners"]), bs):
             part = {k: a[i : i + bs] for k, a in v.items()}
-            t, s, gt, mask, has = self._tensors(part)
+            t, s, gt, inp, mask, has = self._tensors(part)
             with _autocast(self.device, self.cfg.precision):
-                corners, logits = fwd(t, s)
-            _, parts = refiner_loss(corners, logits, gt, mask, has, size=t.shape[-1], mask_weight=self.cfg.mask_weight)
+                corners, logits, iou_logits = fwd(t, s, inp)
+            _, parts = refiner_loss(
+                corners, logits, gt, mask, has, size=t.shape[-1], weights=self.weights, iou_logits=iou_logits,
+                input_corners=inp,
+            )
             losses.append(parts["loss"] * len(gt))
             out.append(corners.float().cpu().numpy())
+            if iou_logits is not None:
+                scores.append(torch.sigmoid(iou_logits.float()).cpu().numpy())
         set_train_mode(self.net, self.cfg)
         pred = np.concatenate(out)
         before = crop_iou(v["input_corners"], v["corners"])
         after = crop_iou(pred, v["corners"])
-        return {
+        result = {
             "val_loss": float(np.sum(losses) / len(pred)),
             "val_iou_before": float(before.mean()),
             "val_iou_after": float(after.mean()),
             "val_better_share": float((after > before).mean()),
         }
+        if scores:
+            q = np.concatenate(scores)
+            chosen = np.where(q[:, 0] >= q[:, 1], after, before)
+            result["val_iou_chosen"] = float(chosen.mean())
+            result["val_iou_err"] = float(np.abs(q - np.stack([after, before], 1)).mean())
+        return result
 
     def run(self, max_minutes: Optional[float] = None) -> Dict[str, Any]:
         """Train until ``total_samples`` (then export the model folder) or until ``max_minutes``."""
@@ -227,14 +264,25 @@ class Trainer:
                 f"over {self.dist.world} process(es), device {self.device}, precision {cfg.precision}, "
                 f"sources {self.source_counts}, validation {list(cfg.validation.sequences)}"
             )
-        stream = BatchStream(
-            self.sampler,
-            self.samples,
-            self.local_batch,
-            cfg.batch_size,
-            offset=self.dist.rank * self.local_batch,
-            prefetch=cfg.prefetch_batches,
-        )
+        if cfg.num_workers > 0:
+            stream = WorkerStream(
+                self.sampler,
+                self.samples,
+                self.local_batch,
+                cfg.batch_size,
+                offset=self.dist.rank * self.local_batch,
+                workers=cfg.num_workers,
+                prefetch=cfg.prefetch_batches,
+            )
+        else:
+            stream = BatchStream(
+                self.sampler,
+                self.samples,
+                self.local_batch,
+                cfg.batch_size,
+                offset=self.dist.rank * self.local_batch,
+                prefetch=cfg.prefetch_batches,
+            )
         bar = None
         if self.progress and self.dist.main:
             from tqdm import tqdm
@@ -262,10 +310,11 @@ class Trainer:
                     now = time.time()
                     sps = (self.samples - s_chunk) / max(now - t_chunk, 1e-9)
                     t_chunk, s_chunk = now, self.samples
+                    extra = f" iou_err {avg['iou_err']:.3f}" if "iou_err" in avg else ""
                     self.log(
                         f"step {self.step} samples {self.samples} loss {avg['loss']:.5f} corner_rms_px "
-                        f"{avg['corner_px']:.2f} bce {avg['bce']:.4f} lr {self.sched.get_last_lr()[0]:.2e} "
-                        f"samples/s {sps:.1f}"
+                        f"{avg['corner_px']:.2f} iou {avg['iou']:.3f} bce {avg['bce']:.4f}{extra} "
+                        f"lr {self.sched.get_last_lr()[0]:.2e} samples/s {sps:.1f}"
                     )
                 if self.samples >= next_val and self.samples < cfg.total_samples:
                     next_val += cfg.validation.every_samples
@@ -308,70 +357,50 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, t0: float) -> None:
-        """Write the whole training state (atomic replace); rank 0 only."""
+        """Write the whole training state (safetensors + JSON, atomic replace); rank 0 only."""
         now = time.time()
         self.elapsed += now - getattr(self, "_last_save", t0)
         self._last_save = now
         if not self.dist.main:
             return
-        self.out.mkdir(parents=True, exist_ok=True)
-        state = {
-            "model": self.net.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "samples": self.samples,
-            "step": self.step,
-            "elapsed_s": self.elapsed,
-            "history": self.history,
-            "source_counts": getattr(self, "source_counts", {}),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-            "config": self.cfg.to_dict(),
-        }
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / CHECKPOINT)
+        save_checkpoint(
+            self.out,
+            model=self.net.state_dict(),
+            optimizer=self.opt.state_dict(),
+            scheduler=self.sched.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            info={
+                "samples": self.samples,
+                "step": self.step,
+                "elapsed_s": self.elapsed,
+                "history": self.history,
+                "source_counts": getattr(self, "source_counts", {}),
+                "config": self.cfg.to_dict(),
+            },
+        )
 
-    def _load(self, path: Path) -> None:
-        # Our own file, written by save(); it holds numpy/python RNG states, hence weights_only=False.
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.net.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.samples, self.step = int(state["samples"]), int(state["step"])
-        self.elapsed = float(state.get("elapsed_s", 0.0))
-        self.history = list(state.get("history", []))
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+    def _load(self, folder: Path) -> None:
+        ck = load_checkpoint(folder, device=self.device)
+        self.net.load_state_dict(ck.model)
+        self.opt.load_state_dict(ck.optimizer)
+        self.sched.load_state_dict(ck.scheduler)
+        if self.scaler is not None and ck.scaler:
+            self.scaler.load_state_dict(ck.scaler)
+        info = ck.info
+        self.samples, self.step = int(info["samples"]), int(info["step"])
+        self.elapsed = float(info.get("elapsed_s", 0.0))
+        self.history = list(info.get("history", []))
 
     # ------------------------------------------------------------------ export
     def export(self) -> Path:
         """Write ``out_dir/model/`` (model.safetensors, config.json, README.md) for ``Refiner.from_pretrained``."""
-        from ..weights.io import save_model_folder
-        from .card import model_card
+        from .export import write_model_folder
 
-        cfg = self.cfg
-        net = build_net(cfg.architecture)
-        net.load_state_dict({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
-        info = {
-            "trained_with": "alpharefine-sdk train",
-            "name": cfg.name,
-            "samples_seen": self.samples,
-            "training_minutes": round(self.elapsed / 60, 1),
-            "validation_sequences": list(cfg.validation.sequences),
-            "validation": self.history[-1] if self.history else None,
-        }
-        config = ModelConfig(
-            architecture=cfg.architecture,
-            license="weights: see README.md (trained on research datasets)",
-            source=f"trained with alpharefine-sdk ({cfg.name})",
-            extra=info,
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        folder = write_model_folder(
+            self.cfg, state, self.out / MODEL_DIR, samples=self.samples, elapsed_s=self.elapsed,
+            history=self.history, source_counts=self.source_counts,
         )
-        folder = save_model_folder(net.eval(), config, self.out / MODEL_DIR, overwrite=True)
-        (folder / "README.md").write_text(model_card(cfg, info, self.source_counts, self.history))
         (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
         return folder
 
