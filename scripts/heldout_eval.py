@@ -62,10 +62,12 @@ def jitter_test(refiner, seqs, gate, *, scale: float, center: float, seed: int =
                     break
             else:
                 continue
-            res = r.refine(frame, jb).box
+            out = r.refine(frame, jb)
+            res = out.box
             before.append(iou(jb, gt))
             after.append(iou(res, gt))
-            ok = gate is None or gate.accept(jb, res)
+            scores = None if out.score is None else (out.score, out.input_score)
+            ok = gate is None or gate.accept(jb, res, scores)
             n_gated += not ok
             gated.append(iou(res if ok else jb, gt))
         out[seq.name] = {
@@ -293,6 +295,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
+        "--backend",
+        default="torch",
+        help="engine (default torch: the learned confidence of models with an IoU head runs there)",
+    )
+    p.add_argument(
         "--write-back",
         choices=("auto", "on", "off"),
         default="auto",
@@ -310,7 +317,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    refiner = Refiner.from_pretrained(args.model, device="cpu")
+    refiner = Refiner.from_pretrained(args.model, device="cpu", backend=args.backend)
     kw = {}
     if args.gate_min_iou is not None:
         kw["min_iou"] = args.gate_min_iou
@@ -318,7 +325,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         kw["area_ratio"] = tuple(args.gate_area)
     if args.gate_max_iou is not None:
         kw["max_iou"] = args.gate_max_iou
-    gate = Gate(**kw)
+    # the model's own gate (config.json extra.gate) unless gate options are given
+    gate = Gate(**kw) if kw or refiner.gate is None else refiner.gate
     seqs = find_sequences(DATA / "sequences")
     seeds = {"mil": args.mil_seeds}
     if args.posthoc_only:
@@ -346,7 +354,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if v:
         md += f"\nDefault-model criterion met: **{v['default_criterion_met']}**\n"
     (out / "table.md").write_text(md)
-    gate_info = {"min_iou": gate.min_iou, "area_ratio": list(gate.area_ratio), "max_iou": gate.max_iou}
+    gate_info = {
+        "min_iou": gate.min_iou,
+        "area_ratio": list(gate.area_ratio),
+        "max_iou": gate.max_iou,
+        "score_margin": gate.score_margin,
+    }
     (out / "results.json").write_text(
         json.dumps(
             {

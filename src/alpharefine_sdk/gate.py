@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, Sequence, Union
+from typing import Any, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -53,11 +53,15 @@ class Gate:
         area_ratio: ``(low, high)`` with ``0 <= low <= 1 <= high``; ``(0, inf)`` disables it.
         max_iou: in [min_iou, 1]; changes smaller than this (higher IoU) keep the input box.
             1 disables it.
+        score_margin: for models with a learned confidence (``RefineResult.score``): keep the input
+            box when its predicted IoU exceeds the refined box's by more than this (may be
+            negative); ``None`` ignores the scores.
     """
 
     min_iou: float = DEFAULT_MIN_IOU
     area_ratio: Sequence[float] = DEFAULT_AREA_RATIO
     max_iou: float = DEFAULT_MAX_IOU
+    score_margin: Optional[float] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_iou, (int, float)) or not 0.0 <= float(self.min_iou) <= 1.0:
@@ -74,9 +78,19 @@ class Gate:
                 f"max_iou must be a number in [min_iou, 1]; got {self.max_iou!r} with min_iou {self.min_iou!r} "
                 "(pass max_iou=1.0 to turn the dead band off)"
             )
+        if self.score_margin is not None and (
+            not isinstance(self.score_margin, (int, float)) or not -1.0 <= float(self.score_margin) <= 1.0
+        ):
+            raise ValueError(f"score_margin must be None or a number in [-1, 1]; got {self.score_margin!r}")
 
-    def accept(self, input_box: Any, refined_box: Any) -> bool:
-        """True to use ``refined_box``, False to keep ``input_box`` (both ``(x, y, w, h)``)."""
+    def accept(self, input_box: Any, refined_box: Any, scores: Optional[Tuple[float, float]] = None) -> bool:
+        """True to use ``refined_box``, False to keep ``input_box`` (both ``(x, y, w, h)``).
+
+        ``scores``: the model's predicted IoUs ``(refined, input)`` when it has them.
+        """
+        if scores is not None and self.score_margin is not None:
+            if float(scores[1]) - float(scores[0]) > float(self.score_margin):
+                return False
         a = np.asarray(input_box, dtype=np.float64).reshape(4)
         b = np.asarray(refined_box, dtype=np.float64).reshape(4)
         if not (np.isfinite(a).all() and np.isfinite(b).all()) or b[2] <= 0 or b[3] <= 0 or a[2] <= 0 or a[3] <= 0:
@@ -97,8 +111,11 @@ def gate_from_config(config: Any) -> "Gate | None":
     spec = (getattr(config, "extra", None) or {}).get("gate")
     if spec is None:
         return None
-    if not isinstance(spec, dict) or not set(spec) <= {"min_iou", "area_ratio", "max_iou"}:
-        raise ValueError(f"config.json extra.gate must be an object with min_iou, area_ratio and max_iou; got {spec!r}")
+    if not isinstance(spec, dict) or not set(spec) <= {"min_iou", "area_ratio", "max_iou", "score_margin"}:
+        raise ValueError(
+            "config.json extra.gate must be an object with min_iou, area_ratio, max_iou (and score_margin); "
+            f"got {spec!r}"
+        )
     return Gate(**spec)
 
 

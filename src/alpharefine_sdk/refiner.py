@@ -8,8 +8,8 @@ import numpy as np
 
 from .boxes import as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
 from .config import ModelConfig
-from .gate import GateArg, resolve_gate
-from .geometry.crop import CropWindow, box_from_corners, crop_patch, crop_window, paste_mask
+from .gate import Gate, GateArg, resolve_gate
+from .geometry.crop import CropWindow, box_from_corners, box_in_crop, crop_patch, crop_window, paste_mask
 from .types import RefineResult
 
 if TYPE_CHECKING:
@@ -165,8 +165,11 @@ class Refiner:
             )
         min_size = check_min_size(min_size)
         frame, b, win, crop = self._prepare(frame, box, image_format)
-        corners, masks = self.engine.search(crop[None], self._kernel, with_mask=mask)
-        return self._result(corners[0], None if masks is None else masks[0], b, win, frame.shape[:2], clip, min_size)
+        corners, masks, scores = _search(self.engine, crop[None], self._kernel, [win], mask)
+        return self._result(
+            corners[0], None if masks is None else masks[0], b, win, frame.shape[:2], clip, min_size,
+            None if scores is None else scores[0],
+        )
 
     def _result(
         self,
@@ -177,16 +180,40 @@ class Refiner:
         hw: Tuple[int, int],
         clip: bool,
         min_size: float,
+        scores: Optional[np.ndarray] = None,
     ) -> RefineResult:
         net_box = box_from_corners(corners, win) if np.isfinite(corners).all() else None
         reason = degenerate_reason(net_box)
         out = b.copy() if reason is not None else net_box.copy()  # degenerate: the input box, marked
-        if reason is None and self.gate is not None and not self.gate.accept(b, out):
-            out, reason = b.copy(), "gate: the refined box disagrees too much with the input box"
+        pair = None if scores is None else (float(scores[0]), float(scores[1]))
+        if reason is None and self.gate is not None:
+            if pair is not None and isinstance(self.gate, Gate):
+                ok = self.gate.accept(b, out, pair)
+                if not ok and self.gate.score_margin is not None and pair[1] - pair[0] > self.gate.score_margin:
+                    reason = "gate: the model rates the input box higher than its own"
+            else:
+                ok = self.gate.accept(b, out)
+            if not ok:
+                out, reason = b.copy(), reason or "gate: the refined box disagrees too much with the input box"
         if clip:
             out = clip_box(out, hw, min_size)
         m = paste_mask(mask_crop, win, hw) if mask_crop is not None else None
-        return RefineResult(out, m, b, reason is not None, reason, net_box)
+        s, s_in = (None, None) if pair is None else pair
+        return RefineResult(out, m, b, reason is not None, reason, net_box, s, s_in)
+
+
+def _search(engine: Any, crops: np.ndarray, kernels: Any, wins: Sequence[CropWindow], mask: bool):
+    """Corners, masks and, when the engine's network predicts IoUs, the scores ``[B, 2]``."""
+    if not getattr(engine, "scores", False):
+        corners, masks = engine.search(crops, kernels, with_mask=mask)
+        return corners, masks, None
+    inp = np.stack([_corners_in_crop(w) for w in wins]).astype(np.float32)
+    return engine.search_scored(crops, kernels, inp, with_mask=mask)
+
+
+def _corners_in_crop(win: CropWindow) -> np.ndarray:
+    x, y, w, h = box_in_crop(win.box, win)
+    return np.array([x, y, x + w, y + h])
 
 
 def degenerate_reason(box: Optional[np.ndarray]) -> Optional[str]:
@@ -228,9 +255,13 @@ def refine_many(
             raise RuntimeError(f"refiners[{i}] is not initialised: call initialize(frame, box) first")
     prepared = [r._prepare(frame, b, image_format) for r, b in zip(refiners, boxes)]
     crops = np.stack([p[3] for p in prepared])
-    corners, masks = engine.search(crops, engine.concat([r._kernel for r in refiners]), with_mask=mask)
+    kernels = engine.concat([r._kernel for r in refiners])
+    corners, masks, scores = _search(engine, crops, kernels, [p[2] for p in prepared], mask)
     hw = prepared[0][0].shape[:2]
     return [
-        r._result(corners[i], None if masks is None else masks[i], p[1], p[2], hw, clip, min_size)
+        r._result(
+            corners[i], None if masks is None else masks[i], p[1], p[2], hw, clip, min_size,
+            None if scores is None else scores[i],
+        )
         for i, (r, p) in enumerate(zip(refiners, prepared))
     ]

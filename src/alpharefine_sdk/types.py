@@ -24,6 +24,10 @@ class RefineResult:
         network_box: the network's box mapped to the frame exactly as the original computes it,
             before the degenerate check, the gate and clipping (``None`` if it was not finite);
             what parity with the original is measured on.
+        score: the model's own estimate (0..1) of the IoU of the network's box with the target, for
+            models with a learned confidence (an IoU head); ``None`` otherwise.
+        input_score: the same estimate for the input box; the default gate of such models keeps
+            the input box when this is higher than ``score`` (see :class:`~alpharefine_sdk.gate.Gate`).
     """
 
     box: np.ndarray
@@ -32,6 +36,8 @@ class RefineResult:
     gated: bool = False
     reason: Optional[str] = None
     network_box: Optional[np.ndarray] = None
+    score: Optional[float] = None
+    input_score: Optional[float] = None
 
     def __iter__(self) -> Iterator[Optional[np.ndarray]]:
         yield self.box

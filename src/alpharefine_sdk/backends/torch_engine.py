@@ -123,3 +123,18 @@ class TorchEngine:
         corners_np = corners.float().cpu().numpy()
         mask_np = mask.float().cpu().numpy() if mask is not None else None
         return corners_np, mask_np
+
+    @property
+    def scores(self) -> bool:
+        """True when the network predicts IoUs (an IoU head): :meth:`search_scored` works."""
+        return getattr(self.net, "iou_head", None) is not None
+
+    def search_scored(
+        self, crops: np.ndarray, kernels: torch.Tensor, input_corners: np.ndarray, with_mask: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+        """:meth:`search` plus the predicted IoU ``[B, 2]`` (refined box, input box) in [0, 1]."""
+        inp = torch.as_tensor(np.asarray(input_corners, dtype=np.float32), device=self.device)
+        with torch.inference_mode(), self._autocast():
+            corners, mask, iou = self.run_net.search_scored(self._inputs(crops), kernels, inp, with_mask)
+        mask_np = mask.float().cpu().numpy() if mask is not None else None
+        return corners.float().cpu().numpy(), mask_np, iou.float().cpu().numpy()
