@@ -62,11 +62,11 @@ def jitter_test(refiner, seqs, gate, *, scale: float, center: float, seed: int =
                     break
             else:
                 continue
-            out = r.refine(frame, jb)
-            res = out.box
+            rr = r.refine(frame, jb)
+            res = rr.box
             before.append(iou(jb, gt))
             after.append(iou(res, gt))
-            scores = None if out.score is None else (out.score, out.input_score)
+            scores = None if rr.score is None else (rr.score, rr.input_score)
             ok = gate is None or gate.accept(jb, res, scores)
             n_gated += not ok
             gated.append(iou(res if ok else jb, gt))

@@ -1,0 +1,112 @@
+"""The learned confidence (IoU head, ``mnv2_cmi``): through the network, the torch engine,
+``Refiner.refine`` / ``refine_many`` and the score rule of :class:`Gate`. Needs nothing outside
+the repository (the sample sequence in ``data/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "Crossing"
+
+
+def _frames():
+    gt = np.loadtxt(SAMPLE / "groundtruth_rect.txt", delimiter=",")
+    img = lambda i: cv2.imread(str(SAMPLE / "img" / f"{i + 1:04d}.jpg"))  # noqa: E731
+    return img(0), img(5), gt
+
+
+@pytest.fixture(scope="module")
+def cmi_folder(tmp_path_factory):
+    """A random ``mnv2_cmi`` network saved as a model folder whose IoU head always rates the
+    input box higher (bias), with a score-only gate in its config."""
+    from alpharefine_sdk.config import ModelConfig
+    from alpharefine_sdk.nn.registry import build_net
+    from alpharefine_sdk.weights.io import save_model_folder
+
+    torch.manual_seed(0)
+    net = build_net("mnv2_cmi").eval()
+    with torch.no_grad():
+        net.iou_head.out.weight.zero_()
+        net.iou_head.out.bias.copy_(torch.tensor([-2.0, 2.0]))  # refined ~0.12, input ~0.88
+    gate = {"min_iou": 0.0, "area_ratio": [0.0, 1e9], "max_iou": 1.0, "score_margin": 0.0}
+    cfg = ModelConfig(architecture="mnv2_cmi", extra={"gate": gate})
+    return save_model_folder(net, cfg, tmp_path_factory.mktemp("cmi") / "model")
+
+
+def test_engine_scores_match_the_network(cmi_folder):
+    from alpharefine_sdk import Refiner
+
+    r = Refiner.from_pretrained(cmi_folder, backend="torch", device="cpu", image_format="BGR")
+    assert r.engine.scores
+    f0, f5, gt = _frames()
+    r.initialize(f0, gt[0])
+    res = r.refine(f5, gt[5])
+    assert res.score == pytest.approx(1 / (1 + np.exp(2)), abs=1e-5)
+    assert res.input_score == pytest.approx(1 / (1 + np.exp(-2)), abs=1e-5)
+
+
+def test_gate_keeps_the_input_box_the_model_rates_higher(cmi_folder):
+    from alpharefine_sdk import Refiner
+
+    r = Refiner.from_pretrained(cmi_folder, backend="torch", device="cpu", image_format="BGR")
+    f0, f5, gt = _frames()
+    r.initialize(f0, gt[0])
+    res = r.refine(f5, gt[5])
+    assert res.gated and np.array_equal(res.box, np.asarray(gt[5], dtype=np.float64))
+    assert res.reason.startswith("gate") or res.reason.startswith("degenerate")
+    r.gate = None  # ungated: the network's box whatever the scores (unless degenerate)
+    free = r.refine(f5, gt[5])
+    assert free.score == pytest.approx(res.score) and (not free.gated or free.reason.startswith("degenerate"))
+
+
+def test_refine_many_scores_equal_single_calls(cmi_folder):
+    from alpharefine_sdk import Refiner, refine_many
+
+    r = Refiner.from_pretrained(cmi_folder, backend="torch", device="cpu", image_format="BGR")
+    f0, f5, gt = _frames()
+    others = [r.clone() for _ in range(3)]
+    boxes = [gt[5] + [k, -k, 2 * k, k] for k in range(3)]
+    for o in others:
+        o.initialize(f0, gt[0])
+    many = refine_many(others, f5, boxes)
+    for o, b, m in zip(others, boxes, many):
+        one = o.refine(f5, b)
+        assert one.score == pytest.approx(m.score, abs=1e-5) and one.input_score == pytest.approx(m.input_score, abs=1e-5)
+        np.testing.assert_allclose(one.box, m.box, atol=1e-3)
+
+
+def test_gate_score_rule():
+    from alpharefine_sdk.gate import Gate
+
+    box, other = np.array([10.0, 10, 40, 30]), np.array([12.0, 11, 38, 31])
+    g = Gate(min_iou=0.0, area_ratio=(0.0, float("inf")), max_iou=1.0, score_margin=-0.1)
+    assert g.accept(box, other)  # no scores: the geometric rules only
+    # a negative margin favours the input box: the refined box must be rated more than 0.1 higher
+    assert g.accept(box, other, (0.95, 0.8))
+    assert not g.accept(box, other, (0.85, 0.8))
+    assert not g.accept(box, other, (0.8, 0.85))
+    assert Gate(score_margin=None).accept(box, other, (0.0, 1.0))  # scores ignored
+    for bad in (2.0, "0.1", float("nan")):
+        with pytest.raises(ValueError, match="score_margin"):
+            Gate(score_margin=bad)
+
+
+def test_models_without_an_iou_head_have_no_score():
+    from alpharefine_sdk import Refiner
+    from alpharefine_sdk.backends import make_engine
+    from alpharefine_sdk.config import ModelConfig
+    from alpharefine_sdk.nn.registry import build_net
+
+    cfg = ModelConfig(architecture="mnv2_cm")
+    engine = make_engine("torch", build_net("mnv2_cm").eval(), cfg, device="cpu")
+    r = Refiner(engine, cfg, image_format="BGR", gate=None)
+    f0, f5, gt = _frames()
+    r.initialize(f0, gt[0])
+    res = r.refine(f5, gt[5])
+    assert res.score is None and res.input_score is None
