@@ -47,7 +47,10 @@ def evaluate_model(source: str, seqs, step: int, seed: int = 0, margins=()) -> D
 
     auto = Refiner.from_pretrained(source, device="cpu", backend="torch")
     gate = auto.gate
-    extra = {f"margin {m:+.2f}": Gate(min_iou=0.0, area_ratio=(0.0, float("inf")), max_iou=1.0, score_margin=m) for m in margins}
+    extra = {
+        f"margin {m:+.2f}": Gate(min_iou=0.0, area_ratio=(0.0, float("inf")), max_iou=1.0, score_margin=m)
+        for m in margins
+    }
     cols = ["input", "network", "pipeline", "best", *extra]
     rows: Dict[str, Dict[str, List[float]]] = {k: {c: [] for c in cols} for k in LEVELS}
     per_seq: Dict[str, Dict[str, float]] = {}
@@ -113,7 +116,11 @@ def markdown(results: List[Dict[str, object]]) -> str:
         lines += [
             f"{r['model']} (gate: {r['gate']})",
             "",
-            "| input box | " + " | ".join(c.replace("network", "network (ungated)").replace("pipeline", "shipped pipeline") for c in cols) + " |",
+            "| input box | "
+            + " | ".join(
+                c.replace("network", "network (ungated)").replace("pipeline", "shipped pipeline") for c in cols
+            )
+            + " |",
             "|---|" + "---:|" * len(cols),
         ]
         for lv, t in r["table"].items():

@@ -77,7 +77,9 @@ def test_refine_many_scores_equal_single_calls(cmi_folder):
     many = refine_many(others, f5, boxes)
     for o, b, m in zip(others, boxes, many):
         one = o.refine(f5, b)
-        assert one.score == pytest.approx(m.score, abs=1e-5) and one.input_score == pytest.approx(m.input_score, abs=1e-5)
+        assert one.score == pytest.approx(m.score, abs=1e-5) and one.input_score == pytest.approx(
+            m.input_score, abs=1e-5
+        )
         np.testing.assert_allclose(one.box, m.box, atol=1e-3)
 
 

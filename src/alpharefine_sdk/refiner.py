@@ -167,7 +167,13 @@ class Refiner:
         frame, b, win, crop = self._prepare(frame, box, image_format)
         corners, masks, scores = _search(self.engine, crop[None], self._kernel, [win], mask)
         return self._result(
-            corners[0], None if masks is None else masks[0], b, win, frame.shape[:2], clip, min_size,
+            corners[0],
+            None if masks is None else masks[0],
+            b,
+            win,
+            frame.shape[:2],
+            clip,
+            min_size,
             None if scores is None else scores[0],
         )
 
@@ -260,7 +266,13 @@ def refine_many(
     hw = prepared[0][0].shape[:2]
     return [
         r._result(
-            corners[i], None if masks is None else masks[i], p[1], p[2], hw, clip, min_size,
+            corners[i],
+            None if masks is None else masks[i],
+            p[1],
+            p[2],
+            hw,
+            clip,
+            min_size,
             None if scores is None else scores[i],
         )
         for i, (r, p) in enumerate(zip(refiners, prepared))

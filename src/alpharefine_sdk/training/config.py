@@ -135,7 +135,9 @@ class TrainConfig:
                 raise ValueError(f"{k} must be >= 1; got {getattr(self, k)}")
         shares = (self.jitter_large_share, self.jitter_small_share, self.jitter_exact_share)
         if min(shares) < 0 or sum(shares) > 1:
-            raise ValueError("jitter_large_share, jitter_small_share and jitter_exact_share must be >= 0 with a sum <= 1")
+            raise ValueError(
+                "jitter_large_share, jitter_small_share and jitter_exact_share must be >= 0 with a sum <= 1"
+            )
         for k in ("mask_weight", "mse_weight", "l1_weight", "giou_weight", "iou_weight"):
             if not getattr(self, k) >= 0:
                 raise ValueError(f"{k} must be >= 0; got {getattr(self, k)}")

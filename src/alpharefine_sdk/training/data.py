@@ -107,7 +107,15 @@ class WorkerStream:
     """The same batches as :class:`BatchStream`, drawn by ``workers`` processes (in order)."""
 
     def __init__(
-        self, sampler: PairSampler, first: int, size: int, stride: int, offset: int = 0, *, workers: int, prefetch: int = 4
+        self,
+        sampler: PairSampler,
+        first: int,
+        size: int,
+        stride: int,
+        offset: int = 0,
+        *,
+        workers: int,
+        prefetch: int = 4,
     ) -> None:
         import torch
 

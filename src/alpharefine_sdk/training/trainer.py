@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..geometry.normalize import normalize_crops_torch
 from ..nn.arnet import RefinerNet
 from ..nn.registry import build_net
-from .config import TrainConfig
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .data import BatchStream, WorkerStream, build_sampler, build_validation
 from .loss import TrainForward, refiner_loss
 from .sampler import crop_iou
@@ -199,7 +198,14 @@ class Trainer:
         with _autocast(self.device, cfg.precision):
             corners, logits, iou_logits = self.model(t, s, inp)
         loss, parts = refiner_loss(
-            corners, logits, gt, mask, has, size=t.shape[-1], weights=self.weights, iou_logits=iou_logits,
+            corners,
+            logits,
+            gt,
+            mask,
+            has,
+            size=t.shape[-1],
+            weights=self.weights,
+            iou_logits=iou_logits,
             input_corners=inp,
         )
         self.opt.zero_grad(set_to_none=True)
@@ -230,7 +236,14 @@ class Trainer:
             with _autocast(self.device, self.cfg.precision):
                 corners, logits, iou_logits = fwd(t, s, inp)
             _, parts = refiner_loss(
-                corners, logits, gt, mask, has, size=t.shape[-1], weights=self.weights, iou_logits=iou_logits,
+                corners,
+                logits,
+                gt,
+                mask,
+                has,
+                size=t.shape[-1],
+                weights=self.weights,
+                iou_logits=iou_logits,
                 input_corners=inp,
             )
             losses.append(parts["loss"] * len(gt))
@@ -398,8 +411,13 @@ class Trainer:
 
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         folder = write_model_folder(
-            self.cfg, state, self.out / MODEL_DIR, samples=self.samples, elapsed_s=self.elapsed,
-            history=self.history, source_counts=self.source_counts,
+            self.cfg,
+            state,
+            self.out / MODEL_DIR,
+            samples=self.samples,
+            elapsed_s=self.elapsed,
+            history=self.history,
+            source_counts=self.source_counts,
         )
         (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
         return folder
