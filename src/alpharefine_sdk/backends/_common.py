@@ -37,9 +37,12 @@ def physical_cores() -> int:
 
 
 def check_threads(threads: Optional[int]) -> int:
-    """``threads`` validated, or the number of physical cores when ``None``."""
+    """``threads`` validated; ``None``: the physical cores, capped by ``torch.get_num_threads()``
+    (one knob for every engine: a worker process that set torch's threads gets as many here)."""
     if threads is None:
-        return physical_cores()
+        import torch
+
+        return max(1, min(physical_cores(), torch.get_num_threads()))
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int or None (= physical cores); got {threads!r}")
     return threads
@@ -91,9 +94,15 @@ def check_kernels(kernels: Any, batch: int, shape: Tuple[int, ...]) -> np.ndarra
     return np.ascontiguousarray(k)
 
 
-def graph_names(with_mask: bool) -> List[str]:
-    """Output names of the search graph."""
-    return ["scores", "corners", "mask"] if with_mask else ["scores", "corners"]
+def graph_names(with_mask: bool, with_iou: bool = False) -> List[str]:
+    """Output names of the search graph (``iou`` for networks with an IoU head)."""
+    return ["scores", "corners", *(["mask"] if with_mask else []), *(["iou"] if with_iou else [])]
+
+
+def centre_corners(batch: int, size: int) -> np.ndarray:
+    """A placeholder input box ``[B, 4]`` (the crop's central half) for graphs that take one when
+    no IoU is asked for: the boxes and masks do not depend on it."""
+    return np.tile(np.array([[size / 4, size / 4, 3 * size / 4, 3 * size / 4]], dtype=np.float32), (batch, 1))
 
 
 class ExportedGraphEngine:
@@ -128,6 +137,22 @@ class ExportedGraphEngine:
     def _load_graph(self, variant: str, path: Path) -> Any:
         """Build the runtime's executable object for one ONNX file."""
         raise NotImplementedError
+
+    @property
+    def scores(self) -> bool:
+        """Whether the graphs predict IoUs (a network with an IoU head): ``search_scored`` works."""
+        return bool(self.manifest.get("iou", False))
+
+    def feeds(self, x: np.ndarray, k: np.ndarray, input_corners: Optional[np.ndarray] = None) -> dict:
+        """The search graph's inputs (the input box only for graphs that take one)."""
+        f = {"images": x, "kernel": k}
+        if self.scores:
+            f["input_corners"] = (
+                centre_corners(x.shape[0], x.shape[-1])
+                if input_corners is None
+                else np.ascontiguousarray(input_corners, dtype=np.float32).reshape(x.shape[0], 4)
+            )
+        return f
 
     @property
     def has_mask(self) -> bool:
