@@ -112,3 +112,23 @@ def test_models_without_an_iou_head_have_no_score():
     r.initialize(f0, gt[0])
     res = r.refine(f5, gt[5])
     assert res.score is None and res.input_score is None
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_exported_engines_carry_the_scores(cmi_folder, backend, tmp_path, monkeypatch):
+    """The ONNX export of an IoU-head network takes the input box and returns the IoUs: the
+    default (exported) engines give the same boxes and scores as torch fp32."""
+    pytest.importorskip({"onnxruntime": "onnxruntime", "openvino": "openvino"}[backend])
+    from alpharefine_sdk import Refiner
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    f0, f5, gt = _frames()
+    ref = Refiner.from_pretrained(cmi_folder, backend="torch", device="cpu", image_format="BGR", gate=None)
+    eng = Refiner.from_pretrained(cmi_folder, backend=backend, image_format="BGR", gate=None)
+    assert eng.engine.scores
+    for r in (ref, eng):
+        r.initialize(f0, gt[0])
+    a, b = ref.refine(f5, gt[5] + [3, -2, 4, 1], mask=True), eng.refine(f5, gt[5] + [3, -2, 4, 1], mask=True)
+    assert abs(a.score - b.score) < 1e-5 and abs(a.input_score - b.input_score) < 1e-5
+    np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+    np.testing.assert_allclose(a.mask, b.mask, atol=1e-4)

@@ -54,18 +54,23 @@ class TemplateGraph(nn.Module):
 
 
 class SearchGraph(nn.Module):
-    """``(images, kernel) -> (scores, corners[, mask])``: :meth:`RefinerNet.search` plus the logits."""
+    """``(images, kernel[, input_corners]) -> (scores, corners[, mask][, iou])``:
+    :meth:`RefinerNet.search` plus the logits; nets with an IoU head also take the input box in
+    crop pixels and give the predicted IoUs ``[B, 2]`` (refined, input) in [0, 1]."""
 
     def __init__(self, net: RefinerNet, with_mask: bool) -> None:
         super().__init__()
         self.net = net
         self.with_mask = with_mask
 
-    def forward(self, images: Tensor, kernel: Tensor) -> Tuple[Tensor, ...]:
-        out = self.net.search_outputs(images, kernel, self.with_mask)
-        if not self.with_mask:
-            return out.scores, out.corners
-        return out.scores, out.corners, mask_probabilities(out.mask_logits, images.shape[-1])
+    def forward(self, images: Tensor, kernel: Tensor, input_corners: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        out = self.net.search_outputs(images, kernel, self.with_mask, input_corners)
+        outs: Tuple[Tensor, ...] = (out.scores, out.corners)
+        if self.with_mask:
+            outs += (mask_probabilities(out.mask_logits, images.shape[-1]),)
+        if out.iou is not None:
+            outs += (torch.sigmoid(out.iou),)
+        return outs
 
 
 def weights_fingerprint(net: nn.Module) -> str:
@@ -145,13 +150,17 @@ def export_graphs(
             TemplateGraph(net).eval(), (images,), out / GRAPH_FILES["template"], ["images"], ["kernel"], opset
         )
         variants = ["box", "mask"] if with_mask else ["box"]
+        scored = getattr(net, "iou_head", None) is not None
+        args: Tuple[Tensor, ...] = (images, kernel)
+        if scored:
+            args += (torch.tensor([[S / 4, S / 4, 3 * S / 4, 3 * S / 4]], device=p.device),)
         for v in variants:
             _export_graph(
                 SearchGraph(net, v == "mask").eval(),
-                (images, kernel),
+                args,
                 out / GRAPH_FILES[v],
-                ["images", "kernel"],
-                graph_names(v == "mask"),
+                ["images", "kernel", "input_corners"][: len(args)],
+                graph_names(v == "mask", scored),
                 opset,
             )
     finally:
@@ -169,6 +178,7 @@ def export_graphs(
         "score_shape": [2, S // config.preprocessing.stride, S // config.preprocessing.stride],
         "stride": int(net.corner_head.stride),
         "graphs": {v: GRAPH_FILES[v] for v in ["template", *variants]},
+        "iou": scored,
         "inputs": "images: float32 [B,3,S,S] RGB, (p/255 - mean)/std; kernel: float32 from template.onnx",
         "mean": list(config.preprocessing.mean),
         "std": list(config.preprocessing.std),

@@ -68,19 +68,25 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
         return C.concat_kernels(kernels)
 
     def search_outputs(
-        self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False, names: Optional[List[str]] = None
+        self,
+        crops: np.ndarray,
+        kernels: np.ndarray,
+        with_mask: bool = False,
+        names: Optional[List[str]] = None,
+        input_corners: Optional[np.ndarray] = None,
     ) -> List[np.ndarray]:
-        """The raw graph outputs ``scores, corners[, mask]`` (or those in ``names``) for uint8 crops."""
+        """The raw graph outputs ``scores, corners[, mask][, iou]`` (or those in ``names``) for uint8 crops."""
         x = C.network_input(crops, self.config)
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
-        names = names or C.graph_names(with_mask)
+        names = names or C.graph_names(with_mask, self.scores)
         graph = self._search_graph(with_mask)
+        feeds = self.feeds(x, k, input_corners)
         if x.shape[0] < 2 or self.threads < 2:
-            return graph.run(names, {"images": x, "kernel": k})
+            return graph.run(names, feeds)
         sessions = self._batch_sessions("mask" if with_mask else "box")
         bounds = np.linspace(0, x.shape[0], min(len(sessions), x.shape[0]) + 1).astype(int)
         jobs = [
-            self._pool.submit(s.run, names, {"images": x[a:b], "kernel": k[a:b]})
+            self._pool.submit(s.run, names, {n: v[a:b] for n, v in feeds.items()})
             for s, a, b in zip(sessions, bounds[:-1], bounds[1:])
         ]
         parts = [j.result() for j in jobs]
@@ -104,3 +110,11 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
         # fp32 graphs: the graph's own float32 soft-argmax gives the corners
         outs = self.search_outputs(crops, kernels, with_mask, ["corners", "mask"] if with_mask else ["corners"])
         return outs[0], (outs[1] if with_mask else None)
+
+    def search_scored(
+        self, crops: np.ndarray, kernels: np.ndarray, input_corners: np.ndarray, with_mask: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+        """:meth:`search` plus the predicted IoU ``[B, 2]`` (refined box, input box)."""
+        names = ["corners", *(["mask"] if with_mask else []), "iou"]
+        outs = self.search_outputs(crops, kernels, with_mask, names, input_corners)
+        return outs[0], (outs[1] if with_mask else None), outs[-1]

@@ -87,13 +87,25 @@ class OpenVinoEngine(C.ExportedGraphEngine):
     def search(
         self, crops: np.ndarray, kernels: np.ndarray, with_mask: bool = False
     ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        corners, mask, _ = self._run_search(crops, kernels, with_mask, None)
+        return corners, mask
+
+    def search_scored(
+        self, crops: np.ndarray, kernels: np.ndarray, input_corners: np.ndarray, with_mask: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+        """:meth:`search` plus the predicted IoU ``[B, 2]`` (refined box, input box)."""
+        return self._run_search(crops, kernels, with_mask, input_corners)
+
+    def _run_search(self, crops, kernels, with_mask: bool, input_corners):
         x = C.network_input(crops, self.config)
         k = C.check_kernels(kernels, x.shape[0], self.kernel_shape)
         req = self._search_graph(with_mask)
+        copy = lambda name: np.array(req.get_tensor(name).data, dtype=np.float32, copy=True)  # noqa: E731
         with self._lock:
-            req.infer({"images": x, "kernel": k})
-            mask = np.array(req.get_tensor("mask").data, dtype=np.float32, copy=True) if with_mask else None
+            req.infer(self.feeds(x, k, input_corners))
+            mask = copy("mask") if with_mask else None
+            iou = copy("iou") if input_corners is not None else None
             if self.precision == "fp32":  # the graph's own float32 soft-argmax
-                return np.array(req.get_tensor("corners").data, dtype=np.float32, copy=True), mask
-            scores = np.array(req.get_tensor("scores").data, dtype=np.float32, copy=True)
-        return C.corners_from_scores(scores, self.stride), mask  # bf16 logits: soft-argmax in float32
+                return copy("corners"), mask, iou
+            scores = copy("scores")
+        return C.corners_from_scores(scores, self.stride), mask, iou  # bf16 logits: soft-argmax in float32
