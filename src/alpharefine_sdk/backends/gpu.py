@@ -6,8 +6,7 @@ coordinate maths stay fp32), channels-last, and on CUDA one captured CUDA graph 
 (and mask flag) for the fixed ``S x S`` input, fed by one pinned uint8 crop upload per frame and
 normalised on the device. The template kernel of the last refined target set stays in the graph's
 static buffer and is copied again only when it changes (a new ``initialize`` or another target).
-The default :class:`~alpharefine_sdk.backends.torch_engine.TorchEngine` stays exact fp32; see
-``docs/gpu.md`` for tolerances.
+The default engines stay exact fp32; see ``docs/gpu.md`` for tolerances.
 """
 
 from __future__ import annotations
