@@ -41,11 +41,9 @@ def test_track_sequence_folder(tmp_path, capsys):
             "--no-mask",
             "-o",
             str(out),
-            "--weights",
-            str(need(CHECKPOINT)),
             "-q",
         ]
-    )
+    )  # the packaged model: the random parity weights give degenerate boxes here (the input box back)
     assert rc == 0
     assert "base box red, refined green" in capsys.readouterr().out
     base = np.loadtxt(tmp_path / "out_base.txt", delimiter=",")
