@@ -15,6 +15,7 @@ from typing import Type, Union
 MAX_WEIGHTS_BYTES = 4 << 30  # 4 GiB: the largest released checkpoint is ~0.2 GB
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a config.json is a few hundred bytes
 MAX_TEXT_BYTES = 256 << 20  # 256 MiB: ground-truth and box files
+MAX_IMAGE_BYTES = 1 << 30  # 1 GiB: one frame or mask file
 
 
 def _size(n: int) -> str:

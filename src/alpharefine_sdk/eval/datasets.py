@@ -125,11 +125,11 @@ class Sequence:
 
 # ---------------------------------------------------------------------------------------- files
 def _read_image_bytes(path: Path, what: str) -> np.ndarray:
-    from .._files import MAX_WEIGHTS_BYTES, read_limited
+    from .._files import MAX_IMAGE_BYTES, read_limited
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{what} file is missing: {path}")
-    data = read_limited(path, MAX_WEIGHTS_BYTES, f"{what} file")
+    data = read_limited(path, MAX_IMAGE_BYTES, f"{what} file")
     if Path(path).suffix.lower() in (".jpg", ".jpeg") and not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
         raise ValueError(
             f"{what} {path} is truncated (the JPEG has no end marker; a decoder would fill the rest with grey): "
