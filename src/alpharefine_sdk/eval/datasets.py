@@ -9,7 +9,7 @@ Conventions (as the toolkits do):
 * DAVIS: the box is the tight box of the mask, ``(x0, y0, x1 - x0 + 1, y1 - y0 + 1)``; empty masks
   are absent frames. The object is every non-zero pixel (single-object DAVIS-2016 masks).
 * GOT-10k ``absence.label`` and LaSOT ``full_occlusion.txt`` / ``out_of_view.txt`` mark absent
-  frames. Absent or unknown frames have a NaN ground-truth row and are skipped by the metrics.
+  frames; in OTB-layout files (UAV123, DTB70, UAVDT, VOT-LT) a row with zero width or height does. Absent or unknown frames have a NaN ground-truth row and are skipped by the metrics.
 """
 
 from __future__ import annotations
@@ -336,7 +336,8 @@ def _load_otb(p: Path, gt_file: Optional[Path] = None) -> List[Sequence]:
     for f in files:
         gt = _fit(frames, read_boxes(f, allow_polygons=False), p / "img", f)
         suffix = f.name[len("groundtruth_rect") : -len(".txt")]  # "" or ".1", ".2" (OTB Jogging, Skating2)
-        out.append(_finish(p.name + suffix, "otb", frames[: len(gt)], gt, np.zeros(len(gt), bool), None, p))
+        absent = (gt[:, 2] <= 0) | (gt[:, 3] <= 0)  # 0,0,0,0 rows: target out of view (UAV123, VOT-LT)
+        out.append(_finish(p.name + suffix, "otb", frames[: len(gt)], gt, absent, None, p))
     return out
 
 
