@@ -19,22 +19,13 @@ from typing import Sequence as Seq
 import numpy as np
 
 from .._optional import require
+from ..boxes import mask_to_box as mask_box  # the one mask-to-box
 
 REGIONS = ("rectangle", "mask")
 MIN_SIZE = 10.0  # as the evaluation runner: refined boxes keep this many pixels a side
 
 
 # --------------------------------------------------------------------------- regions
-def mask_box(mask: np.ndarray) -> Optional[np.ndarray]:
-    """Tight ``(x, y, w, h)`` of the non-zero pixels of a 2-D mask, ``None`` when it is empty."""
-    m = np.asarray(mask) > 0
-    if m.ndim != 2 or not m.any():
-        return None
-    ys, xs = np.nonzero(m)
-    x0, y0 = int(xs.min()), int(ys.min())
-    return np.array([x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1], dtype=np.float64)
-
-
 def encode_mask(mask: np.ndarray) -> str:
     """A 2-D mask as a VOT region line: ``m<x0>,<y0>,<w>,<h>,<RLE>`` over the mask's bounding box,
     row-major, starting with the number of zeros (``m0,0,0,0,0`` when empty)."""
