@@ -191,3 +191,19 @@ def test_save_pretrained_works_from_every_engine(default, tmp_path):
     default.save_pretrained(tmp_path / "m")
     back = Refiner.from_pretrained(tmp_path / "m", backend="torch", device="cpu")
     assert all(torch.equal(v, back.net.state_dict()[k]) for k, v in default.net.state_dict().items())
+
+
+def test_refiners_on_every_engine_pickle_for_worker_processes(default, golden, parity_frames):
+    """eval --workers and Ray ship refiners to other processes: the engine's sessions are rebuilt."""
+    import pickle
+
+    frame0, frame = parity_frames[golden["ref_frame"][0]], parity_frames[golden["test_frame"][0]]
+    for backend in ("onnxruntime", "openvino"):
+        if not installed(backend):
+            continue
+        r = Refiner.from_pretrained(backend=backend, gate=None)
+        r.initialize(frame0, golden["init_box"][0])
+        want = r.refine(frame, golden["input_box"][0]).box
+        back = pickle.loads(pickle.dumps(r))
+        assert back.engine.name == backend and back.engine.graph_dir == r.engine.graph_dir
+        np.testing.assert_array_equal(back.refine(frame, golden["input_box"][0]).box, want)

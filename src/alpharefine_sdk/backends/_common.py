@@ -113,8 +113,19 @@ class ExportedGraphEngine:
 
     net: Any
     config: ModelConfig
+    precision: str
+    options: dict  # as given to the engine
     onnx_dir: Any
     manifest: dict
+
+    def __getstate__(self) -> dict:
+        """Picklable (eval worker processes, Ray): the runtime's sessions are rebuilt on load, from
+        the same graph folder."""
+        options = {**self.options, "onnx_dir": str(self.graph_dir)}
+        return {"net": self.net, "config": self.config, "precision": self.precision, "options": options}
+
+    def __setstate__(self, state: dict) -> None:
+        type(self).__init__(self, state["net"], state["config"], precision=state["precision"], **state["options"])
 
     def _init_graphs(self, onnx_dir: Any) -> None:
         from .onnx_export import read_manifest

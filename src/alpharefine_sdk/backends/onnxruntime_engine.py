@@ -40,7 +40,7 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
                 f"backend='onnxruntime' runs fp32 only; got precision={precision!r}. "
                 "For bf16 use backend='openvino' or backend='torch'"
             )
-        self.net, self.config, self.precision = net, config, precision
+        self.net, self.config, self.precision, self.options = net, config, precision, dict(options)
         self.threads = C.check_threads(options.get("threads"))
         self.spin = bool(options.get("spin", True))
         self._workers: Dict[str, List[Any]] = {}  # per graph: single-threaded sessions for batches

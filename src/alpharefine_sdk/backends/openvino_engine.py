@@ -36,7 +36,7 @@ class OpenVinoEngine(C.ExportedGraphEngine):
         check_options("openvino", options, OPTIONS)
         if precision not in PRECISIONS:
             raise ValueError(f"backend='openvino' supports precision 'fp32' or 'bf16'; got {precision!r}")
-        self.net, self.config, self.precision = net, config, precision
+        self.net, self.config, self.precision, self.options = net, config, precision, dict(options)
         self.threads = C.check_threads(options.get("threads"))
         self.device_name = str(options.get("device_name", "CPU"))
         self.core = self._ov.Core()
