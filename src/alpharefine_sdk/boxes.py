@@ -11,6 +11,7 @@ IMAGE_FORMATS = ("RGB", "BGR")
 
 # Valid ranges (one place; quoted in the messages and docs/security.md).
 MAX_COORD = 100_000.0  # |x|, |y|, w and h of a box, in pixels: far beyond any frame OpenCV can hold
+MIN_SIZE = 10.0  # refined boxes keep at least this many pixels a side inside the frame (one default)
 MAX_FRAME_SIDE = 32_767  # OpenCV's coordinate limit (SHRT_MAX)
 
 
@@ -110,7 +111,7 @@ def check_inside(box: np.ndarray, frame_hw: Tuple[int, int], name: str = "box") 
         )
 
 
-def clip_box(box: Sequence[float], frame_hw: Tuple[int, int], min_size: float = 10.0) -> np.ndarray:
+def clip_box(box: Sequence[float], frame_hw: Tuple[int, int], min_size: float = MIN_SIZE) -> np.ndarray:
     """Clip to the frame keeping at least ``min_size`` pixels a side (the original's rule).
 
     For ordinary boxes this is exactly the original's clip; inverted or collapsed boxes (which the

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .boxes import as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
+from .boxes import MIN_SIZE, as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
 from .config import ModelConfig
 from .gate import Gate, GateArg, resolve_gate
 from .geometry.crop import CropWindow, box_from_corners, box_in_crop, crop_patch, crop_window, paste_mask
@@ -146,7 +146,7 @@ class Refiner:
         *,
         mask: bool = False,
         clip: bool = False,
-        min_size: float = 10.0,
+        min_size: float = MIN_SIZE,
         image_format: Optional[str] = None,
     ) -> RefineResult:
         """Refine the base tracker's ``box`` on ``frame``.
@@ -239,7 +239,7 @@ def refine_many(
     *,
     mask: bool = False,
     clip: bool = False,
-    min_size: float = 10.0,
+    min_size: float = MIN_SIZE,
     image_format: Optional[str] = None,
 ) -> List[RefineResult]:
     """Refine one box per initialised refiner on the same frame in one batched network pass.

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 
-from ..boxes import as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
+from ..boxes import MIN_SIZE, as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
 from ..errors import WeightsError
 from ..types import RefineResult
 
@@ -106,7 +106,7 @@ class RefinedTracker:
         kind: Optional[str] = None,
         write_back: WriteBack = "auto",
         mask: bool = False,
-        min_size: float = 10.0,
+        min_size: float = MIN_SIZE,
         gate: Any = "auto",
         image_format: Optional[str] = None,
     ) -> None:

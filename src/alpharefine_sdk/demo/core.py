@@ -11,8 +11,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from ..boxes import MIN_SIZE
+
 TRACKERS = ("csrt", "kcf", "mil")  # the OpenCV trackers that need no model files
-MIN_SIZE = 10.0  # as the evaluation runner
 
 
 @dataclass

@@ -14,11 +14,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..boxes import clip_box, round_box_for_opencv
+from ..boxes import MIN_SIZE, clip_box, round_box_for_opencv
 from .datasets import Sequence
 from .metrics import mask_iou
-
-MIN_SIZE = 10.0  # refined boxes are clipped to the image keeping this many pixels, as the adapters do
 
 
 class TimedRefiner:

@@ -19,10 +19,10 @@ from typing import Sequence as Seq
 import numpy as np
 
 from .._optional import require
+from ..boxes import MIN_SIZE
 from ..boxes import mask_to_box as mask_box  # the one mask-to-box
 
 REGIONS = ("rectangle", "mask")
-MIN_SIZE = 10.0  # as the evaluation runner: refined boxes keep this many pixels a side
 
 
 # --------------------------------------------------------------------------- regions
