@@ -8,7 +8,7 @@ of the matching adapter, so ``isinstance(t, RefinedTracker)`` holds for all of t
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 
@@ -16,10 +16,15 @@ from ..boxes import MIN_SIZE, as_box, as_frame, check_image_format, check_inside
 from ..errors import WeightsError
 from ..types import RefineResult
 
+if TYPE_CHECKING:  # the real types for type checkers; nothing heavy imported at run time
+    from ..gate import GateArg
+    from ..refiner import Refiner
+
 WriteBack = Union[bool, str, Callable[[np.ndarray], None]]
+RefinerArg = Union["Refiner", str, "os.PathLike[str]", None]
 
 
-def resolve_refiner(refiner: Any, gate: Any = "auto") -> Any:
+def resolve_refiner(refiner: RefinerArg, gate: GateArg = "auto") -> Refiner:
     """Turn the ``refiner`` argument into a :class:`~alpharefine_sdk.Refiner`.
 
     ``None`` loads the packaged default weights (a clear :class:`WeightsError` while none ship);
@@ -101,13 +106,13 @@ class RefinedTracker:
     def __init__(
         self,
         base: Any,
-        refiner: Any = None,
+        refiner: RefinerArg = None,
         *,
         kind: Optional[str] = None,
         write_back: WriteBack = "auto",
         mask: bool = False,
         min_size: float = MIN_SIZE,
-        gate: Any = "auto",
+        gate: GateArg = "auto",
         image_format: Optional[str] = None,
     ) -> None:
         if write_back == "auto":
