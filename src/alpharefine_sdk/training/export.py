@@ -27,6 +27,7 @@ def write_model_folder(
 ) -> Path:
     """Write ``model.safetensors`` + ``config.json`` + ``README.md`` for ``Refiner.from_pretrained``."""
     from ..weights.io import save_model_folder
+    from ..weights.model_card import render_model_card
 
     net = build_net(cfg.architecture)
     net.load_state_dict({k: v.detach().cpu().contiguous() for k, v in state.items()})
@@ -45,7 +46,8 @@ def write_model_folder(
         extra=info,
     )
     folder = save_model_folder(net.eval(), config, Path(folder), overwrite=True)
-    (folder / "README.md").write_text(model_card(cfg, info, dict(source_counts or {}), history))
+    body = model_card(cfg, info, dict(source_counts or {}), history)
+    (folder / "README.md").write_text(render_model_card(config, body=body))
     return folder
 
 
