@@ -156,3 +156,23 @@ def test_example_runs_on_cpu(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [x for x in r.stdout.splitlines() if x[:1].isdigit()]
     assert len(lines) == 2 and "random weights" in r.stdout
+
+
+def test_attributes_set_on_the_wrapper_reach_the_base_tracker(pysot, refiner, clip):
+    """A drop-in replacement: writing a base tracker's attribute through the wrapper changes the
+    base tracker, and later reads see the new value; the wrapper's own options stay its own."""
+    frames, gt = clip
+    base = pysot("siamrpn_alex_dwxcorr")
+    t = RefinedTracker(base, refiner.clone())
+    t.init(frames[0], list(gt[0]))
+    t.center_pos = np.array([100.0, 120.0])
+    t.size = np.array([30.0, 40.0])
+    np.testing.assert_array_equal(base.center_pos, [100.0, 120.0])
+    np.testing.assert_array_equal(t.size, [30.0, 40.0])
+    assert "center_pos" not in vars(t) and "size" not in vars(t)
+    t.mask, t.min_size = True, 12.0  # the wrapper's options
+    assert t.mask is True and t.min_size == 12.0 and not isinstance(getattr(base, "mask", None), bool)
+    t.note = "mine"  # a new name stays on the wrapper
+    assert t.note == "mine" and not hasattr(base, "note")
+    out = t.track(frames[1])  # tracking continues from the state written through the wrapper
+    assert np.isfinite(out["bbox"]).all()

@@ -56,6 +56,12 @@ def resolve_refiner(refiner: RefinerArg, gate: GateArg = "auto") -> Refiner:
     return refiner
 
 
+_OWN_ATTRIBUTES = frozenset(
+    {"base", "refiner", "write_back", "mask", "min_size", "image_format"}
+    | {"last_box", "last_base_box", "last_result", "last_mask"}
+)
+
+
 class RefinedTracker:
     """Wrap a base tracker so each of its boxes is refined, clipped and (optionally) fed back.
 
@@ -211,6 +217,23 @@ class RefinedTracker:
         if base is None or name.startswith("__"):
             raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
         return getattr(base, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Writes to the base tracker's own attributes reach it (reads come from it too, above);
+        # the adapter's attributes, private names and new names stay on the adapter.
+        d = self.__dict__
+        base = d.get("base")
+        if (
+            base is None
+            or name.startswith("_")
+            or name in _OWN_ATTRIBUTES
+            or name in d
+            or hasattr(type(self), name)
+            or not hasattr(base, name)
+        ):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(base, name, value)
 
     def _custom_write_back(self, box: np.ndarray) -> bool:
         """Run a user write-back hook; ``True`` when one ran (or write-back is off)."""
