@@ -132,9 +132,10 @@ def clip_box(box: Sequence[float], frame_hw: Tuple[int, int], min_size: float = 
     return np.array([out[0], out[2], out[1] - out[0], out[3] - out[2]], dtype=np.float64)
 
 
-def xyxy_to_xywh(box: Sequence[float]) -> np.ndarray:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return np.array([x1, y1, x2 - x1, y2 - y1])
+def xyxy_to_xywh(box: Any) -> np.ndarray:
+    """``(x1, y1, x2, y2)`` -> ``(x, y, w, h)`` float64, over the last axis of ``[..., 4]``."""
+    a = np.asarray(box, dtype=np.float64)
+    return np.concatenate([a[..., :2], a[..., 2:] - a[..., :2]], axis=-1)
 
 
 def xywh_to_xyxy(box: Sequence[float]) -> np.ndarray:

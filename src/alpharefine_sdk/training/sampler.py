@@ -206,13 +206,3 @@ class PairSampler:
         has_mask = m is not None
         mask = np.ascontiguousarray(m) if has_mask else np.zeros((S, S), np.uint8)
         return Sample(np.ascontiguousarray(t), np.ascontiguousarray(s), corners, inp, mask, has_mask, "")
-
-
-def crop_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``[..., 4]`` corner boxes ``(x1, y1, x2, y2)``."""
-    lt = np.maximum(a[..., :2], b[..., :2])
-    rb = np.minimum(a[..., 2:], b[..., 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda z: np.clip(z[..., 2] - z[..., 0], 0, None) * np.clip(z[..., 3] - z[..., 1], 0, None)  # noqa: E731
-    union = area(a) + area(b) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..boxes import iou, xyxy_to_xywh
 from ..geometry.normalize import normalize_crops_torch
 from ..nn.arnet import RefinerNet
 from ..nn.registry import build_net
@@ -23,7 +24,6 @@ from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchStream, WorkerStream, build_sampler, build_validation
 from .loss import TrainForward, refiner_loss
-from .sampler import crop_iou
 
 MODEL_DIR = "model"
 
@@ -252,8 +252,9 @@ class Trainer:
                 scores.append(torch.sigmoid(iou_logits.float()).cpu().numpy())
         set_train_mode(self.net, self.cfg)
         pred = np.concatenate(out)
-        before = crop_iou(v["input_corners"], v["corners"])
-        after = crop_iou(pred, v["corners"])
+        gt_box = xyxy_to_xywh(v["corners"])
+        before = iou(xyxy_to_xywh(v["input_corners"]), gt_box)
+        after = iou(xyxy_to_xywh(pred), gt_box)
         result = {
             "val_loss": float(np.sum(losses) / len(pred)),
             "val_iou_before": float(before.mean()),
