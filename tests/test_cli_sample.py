@@ -65,3 +65,15 @@ def test_track_defaults_to_the_sample_sequence(tmp_path, tiny_weights, monkeypat
     assert base.shape == refined.shape == (4, 4)
     gt0 = np.loadtxt(ROOT_DATA / "groundtruth_rect.txt", delimiter=",")[0]
     np.testing.assert_allclose(base[0], gt0)  # frame 0 starts from the sample's ground truth
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path, tiny_weights, capsys, monkeypatch):
+    """Without -q, a progress bar is drawn only when stderr is a terminal (logs and CI stay clean)."""
+    import sys
+
+    argv = ["eval", "--weights", tiny_weights, "--max-frames", "3", "--no-plots"]
+    assert main([*argv, "-o", str(tmp_path / "a")]) == 0
+    assert "run/s" not in capsys.readouterr().err  # pytest's stderr is no terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main([*argv, "-o", str(tmp_path / "b")]) == 0
+    assert "eval: 100%" in capsys.readouterr().err  # the bar, on a "terminal"

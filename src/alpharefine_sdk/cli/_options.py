@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 #: ``--write-back`` word -> the library's ``write_back`` value.
 WRITE_BACK = {"auto": "auto", "on": True, "off": False}
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar (one is drawn only when stderr is a terminal anyway)."""
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (shown only on a terminal)")
+
+
+def show_progress(quiet: bool) -> bool:
+    """Progress bars only on a terminal, and never with ``--quiet`` (logs and CI stay clean)."""
+    return not quiet and sys.stderr.isatty()
 
 
 def add_write_back(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import WRITE_BACK, add_write_back
+from ._options import WRITE_BACK, add_quiet, add_write_back, show_progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -84,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-masks", action="store_true", help="skip masks and J on sequences with mask ground truth")
     p.add_argument("--no-plots", action="store_true", help="do not write success.png / precision.png")
     p.add_argument("--device", default=None, help="refiner device (default: cuda if available, else cpu)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             masks=not args.no_masks,
             plots=not args.no_plots,
-            progress=not args.quiet,
+            progress=show_progress(args.quiet),
             write_back=WRITE_BACK[args.write_back],
             ray=args.ray,
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Optional, Tuple
 
-from ._options import WRITE_BACK, add_write_back
+from ._options import WRITE_BACK, add_quiet, add_write_back, show_progress
 
 BASE_COLOUR = (0, 0, 255)  # BGR red: the base tracker's box
 REFINED_COLOUR = (0, 220, 0)  # green: the refined box
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the video's, or 30)")
     p.add_argument("--seed", type=int, default=0, help="OpenCV RNG seed (MIL is randomised)")
     p.add_argument("--device", default=None, help="refiner device (default: cuda if available, else cpu)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     lost = 0
     try:
         for i, frame in enumerate(
-            tqdm(seq.frames("BGR", stop=n), total=n, desc="track", unit="frame", disable=args.quiet)
+            tqdm(seq.frames("BGR", stop=n), total=n, desc="track", unit="frame", disable=not show_progress(args.quiet))
         ):
             if writer is None:
                 writer = _writer(str(out), fps, (frame.shape[1], frame.shape[0]))
