@@ -57,3 +57,11 @@ def test_mask_to_box_refuses_non_2d():
     assert mask_to_box(np.zeros((4, 4))) is None
     with pytest.raises(ValueError, match="2-D"):
         mask_to_box(np.zeros((4, 4, 3)))
+
+
+def test_is_usable_is_the_one_box_test():
+    from alpharefine_sdk.boxes import is_usable
+
+    assert is_usable([1, 2, 3, 4]) and is_usable(np.array([0.0, 0.0, 1e-3, 1e-3]))
+    for bad in ([1, 2, 0, 4], [1, 2, 3, -1], [np.nan, 0, 3, 4], [0, 0, np.inf, 1], [1, 2, 3], "abcd", None):
+        assert not is_usable(bad), bad

@@ -176,6 +176,16 @@ def mask_to_box(mask: np.ndarray, threshold: float = 0.0) -> Optional[np.ndarray
     return np.array([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], dtype=np.float64)
 
 
+def is_usable(box: Any) -> bool:
+    """``True`` for a box ``(x, y, w, h)`` of 4 finite numbers with ``w, h > 0`` (the one test of a
+    box that can be drawn, refined or used to initialise a tracker)."""
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(4)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(b).all() and b[2] > 0 and b[3] > 0)
+
+
 def iou(a: Any, b: Any, eps: float = 0.0) -> Any:
     """Continuous IoU of ``(x, y, w, h)`` boxes (the got10k toolkit convention), broadcast over
     leading axes of ``[..., 4]`` arrays: a float for two boxes, else an array. 0 where the union is

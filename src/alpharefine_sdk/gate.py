@@ -20,7 +20,7 @@ from typing import Any, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
-from .boxes import iou
+from .boxes import iou, is_usable
 
 
 # Chosen with scripts/choose_gate.py on the 5 validation sequences of the default model
@@ -91,10 +91,10 @@ class Gate:
         if scores is not None and self.score_margin is not None:
             if float(scores[1]) - float(scores[0]) > float(self.score_margin):
                 return False
+        if not (is_usable(input_box) and is_usable(refined_box)):
+            return False
         a = np.asarray(input_box, dtype=np.float64).reshape(4)
         b = np.asarray(refined_box, dtype=np.float64).reshape(4)
-        if not (np.isfinite(a).all() and np.isfinite(b).all()) or b[2] <= 0 or b[3] <= 0 or a[2] <= 0 or a[3] <= 0:
-            return False
         ratio = (b[2] * b[3]) / (a[2] * a[3])
         lo, hi = self.area_ratio
         if not lo <= ratio <= hi:

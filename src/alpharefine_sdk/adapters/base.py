@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 
-from ..boxes import MIN_SIZE, as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box
+from ..boxes import MIN_SIZE, as_box, as_frame, check_image_format, check_inside, check_min_size, clip_box, is_usable
 from ..errors import WeightsError
 from ..types import RefineResult
 
@@ -252,10 +252,8 @@ def frame_array(frame: Any) -> np.ndarray:
 
 def usable(box: Any, frame_hw: Any) -> bool:
     """``True`` when ``box`` is finite, has a positive size and overlaps the frame (refinable)."""
-    try:
-        b = np.asarray(box, dtype=np.float64).reshape(4)
-    except (TypeError, ValueError):
+    if not is_usable(box):
         return False
+    x, y, w, h = np.asarray(box, dtype=np.float64).reshape(4)
     H, W = frame_hw
-    x, y, w, h = b
-    return bool(np.isfinite(b).all() and w > 0 and h > 0 and x < W and y < H and x + w > 0 and y + h > 0)
+    return bool(x < W and y < H and x + w > 0 and y + h > 0)

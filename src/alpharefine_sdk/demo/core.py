@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..boxes import MIN_SIZE
+from ..boxes import MIN_SIZE, is_usable
 
 TRACKERS = ("csrt", "kcf", "mil")  # the OpenCV trackers that need no model files
 
@@ -77,7 +77,7 @@ def parse_box(text: str) -> np.ndarray:
         vals = [float(v) for v in parts]
     except ValueError:
         vals = []
-    if len(vals) != 4 or not np.isfinite(vals).all() or vals[2] <= 0 or vals[3] <= 0:
+    if len(vals) != 4 or not is_usable(vals):
         raise ValueError(f"first box {text!r}: type x,y,w,h with w, h > 0 (e.g. 205,151,17,50), or click two corners")
     return np.array(vals, dtype=np.float64)
 

@@ -58,8 +58,10 @@ class Sequence:
     @property
     def init_box(self) -> np.ndarray:
         """The first frame's box; ``ValueError`` if the target is not annotated there."""
+        from ..boxes import is_usable
+
         box = self.gt[0]
-        if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
+        if not is_usable(box):
             raise ValueError(
                 f"sequence {self.name!r} ({self.path}) has no valid box on frame 0; cannot initialise a tracker"
             )

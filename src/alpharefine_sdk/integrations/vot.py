@@ -19,7 +19,7 @@ from typing import Sequence as Seq
 import numpy as np
 
 from .._optional import require
-from ..boxes import MIN_SIZE
+from ..boxes import MIN_SIZE, is_usable
 from ..boxes import mask_to_box as mask_box  # the one mask-to-box
 
 REGIONS = ("rectangle", "mask")
@@ -290,7 +290,7 @@ def write_sequence(seq: Any, folder: Path, *, max_frames: Optional[int] = None, 
             lines.append(encode_mask(seq.mask(i)))
         else:
             b = seq.gt[i]
-            lines.append(region_line(b) if np.isfinite(b).all() and b[2] > 0 and b[3] > 0 else "0")
+            lines.append(region_line(b) if is_usable(b) else "0")
     if lines[0] in ("0", "m0,0,0,0,0"):
         raise ValueError(f"sequence {seq.name!r} has no target on its first frame; VOT cannot initialise it")
     (folder / "groundtruth.txt").write_text("\n".join(lines) + "\n")
