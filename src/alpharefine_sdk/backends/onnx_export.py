@@ -87,29 +87,17 @@ def _export_graph(module: nn.Module, args: Tuple[Tensor, ...], path: Path, input
     dynamic = {n: {0: "batch"} for n in (*inputs, *outputs)}
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
+        kwargs = dict(
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            do_constant_folding=True,
+        )
         try:  # the TorchScript exporter: fast and needs no extra packages
-            torch.onnx.export(
-                module,
-                args,
-                str(path),
-                input_names=list(inputs),
-                output_names=list(outputs),
-                dynamic_axes=dynamic,
-                opset_version=opset,
-                do_constant_folding=True,
-                dynamo=False,
-            )
+            torch.onnx.export(module, args, str(path), dynamo=False, **kwargs)
         except TypeError:  # torch without the ``dynamo`` switch
-            torch.onnx.export(
-                module,
-                args,
-                str(path),
-                input_names=list(inputs),
-                output_names=list(outputs),
-                dynamic_axes=dynamic,
-                opset_version=opset,
-                do_constant_folding=True,
-            )
+            torch.onnx.export(module, args, str(path), **kwargs)
 
 
 def check_opset(opset: Any) -> int:

@@ -192,22 +192,20 @@ class Trainer:
         return t, s, gt, inp, mask, has
 
     # ------------------------------------------------------------------ training
+    def _forward_loss(self, model: nn.Module, b: Dict[str, np.ndarray]):
+        """Forward ``b`` through ``model`` and the loss: ``(loss, parts, corners, iou_logits)``."""
+        t, s, gt, inp, mask, has = self._tensors(b)
+        with _autocast(self.device, self.cfg.precision):
+            corners, logits, iou_logits = model(t, s, inp)
+        loss, parts = refiner_loss(
+            corners, logits, gt, mask, has, size=t.shape[-1], weights=self.weights, iou_logits=iou_logits,
+            input_corners=inp,
+        )  # fmt: skip
+        return loss, parts, corners, iou_logits
+
     def train_step(self, b: Dict[str, np.ndarray]) -> Dict[str, float]:
         cfg = self.cfg
-        t, s, gt, inp, mask, has = self._tensors(b)
-        with _autocast(self.device, cfg.precision):
-            corners, logits, iou_logits = self.model(t, s, inp)
-        loss, parts = refiner_loss(
-            corners,
-            logits,
-            gt,
-            mask,
-            has,
-            size=t.shape[-1],
-            weights=self.weights,
-            iou_logits=iou_logits,
-            input_corners=inp,
-        )
+        loss, parts, _, _ = self._forward_loss(self.model, b)
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -232,21 +230,8 @@ class Trainer:
         fwd = TrainForward(self.net)
         for i in range(0, len(v["corners"]), bs):
             part = {k: a[i : i + bs] for k, a in v.items()}
-            t, s, gt, inp, mask, has = self._tensors(part)
-            with _autocast(self.device, self.cfg.precision):
-                corners, logits, iou_logits = fwd(t, s, inp)
-            _, parts = refiner_loss(
-                corners,
-                logits,
-                gt,
-                mask,
-                has,
-                size=t.shape[-1],
-                weights=self.weights,
-                iou_logits=iou_logits,
-                input_corners=inp,
-            )
-            losses.append(parts["loss"] * len(gt))
+            _, parts, corners, iou_logits = self._forward_loss(fwd, part)
+            losses.append(parts["loss"] * len(corners))
             out.append(corners.float().cpu().numpy())
             if iou_logits is not None:
                 scores.append(torch.sigmoid(iou_logits.float()).cpu().numpy())
