@@ -9,6 +9,27 @@ import sys
 WRITE_BACK = {"auto": "auto", "on": True, "off": False}
 
 
+def add_tracker_opt(p: argparse.ArgumentParser) -> None:
+    """``--tracker-opt TRACKER.KEY=VALUE`` (repeatable): a base tracker's parameters."""
+    p.add_argument(
+        "--tracker-opt",
+        action="append",
+        default=[],
+        metavar="TRACKER.KEY=VALUE",
+        help="tracker parameter, e.g. nano.backbone=backbone.onnx nano.neckhead=neckhead.onnx (repeatable)",
+    )
+
+
+def add_weights(p: argparse.ArgumentParser) -> None:
+    """``--weights``: anything ``Refiner.from_pretrained`` takes."""
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH_OR_REPO_ID",
+        help="refiner weights: model folder, original *.pth.tar, model name or Hub repo id (default: packaged model)",
+    )
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     """``--quiet``: no progress bar (one is drawn only when stderr is a terminal anyway)."""
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (shown only on a terminal)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._options import add_weights
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,9 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument(
-        "--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)"
-    )
+    add_weights(p)
     p.add_argument(
         "--sample",
         default=None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import WRITE_BACK, add_quiet, add_write_back, show_progress
+from ._options import WRITE_BACK, add_quiet, add_tracker_opt, add_weights, add_write_back, show_progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,19 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="base tracker: mil, csrt, kcf, nano, vit, dasiamrpn, or module:factory (repeatable; default csrt)",
     )
-    p.add_argument(
-        "--tracker-opt",
-        action="append",
-        default=[],
-        metavar="TRACKER.KEY=VALUE",
-        help="tracker parameter, e.g. nano.backbone=backbone.onnx nano.neckhead=neckhead.onnx (repeatable)",
-    )
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="PATH_OR_REPO_ID",
-        help="refiner weights: model folder, original *.pth.tar, model name or Hub repo id (default: packaged model)",
-    )
+    add_tracker_opt(p)
+    add_weights(p)
     p.add_argument(
         "--compare", action="store_true", help="also run each base tracker without refinement (the comparison)"
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Optional, Tuple
 
-from ._options import WRITE_BACK, add_quiet, add_write_back, show_progress
+from ._options import WRITE_BACK, add_quiet, add_tracker_opt, add_weights, add_write_back, show_progress
 
 BASE_COLOUR = (0, 0, 255)  # BGR red: the base tracker's box
 REFINED_COLOUR = (0, 220, 0)  # green: the refined box
@@ -33,13 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tracker", "-t", default="csrt", help="base tracker: mil, csrt, kcf, nano, vit, dasiamrpn or module:factory"
     )
-    p.add_argument(
-        "--tracker-opt",
-        action="append",
-        default=[],
-        metavar="TRACKER.KEY=VALUE",
-        help="tracker parameter, e.g. nano.backbone=backbone.onnx (repeatable)",
-    )
+    add_tracker_opt(p)
     p.add_argument(
         "--init", default=None, metavar="X,Y,W,H", help="box on the first frame (default: the sequence's ground truth)"
     )
@@ -49,9 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="alpharefine-track.mp4",
         help="output video, .mp4 or .avi (default alpharefine-track.mp4)",
     )
-    p.add_argument(
-        "--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)"
-    )
+    add_weights(p)
     p.add_argument("--no-mask", action="store_true", help="do not compute or draw the mask")
     add_write_back(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")

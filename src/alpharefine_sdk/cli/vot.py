@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import WRITE_BACK, add_write_back
+from ._options import WRITE_BACK, add_tracker_opt, add_weights, add_write_back
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--tracker-opt",
-        action="append",
-        default=[],
-        metavar="TRACKER.KEY=VALUE",
-        help="tracker parameter, e.g. nano.backbone=backbone.onnx (repeatable)",
-    )
-    p.add_argument(
-        "--weights", default=None, metavar="PATH_OR_REPO_ID", help="refiner weights (default: packaged model)"
-    )
+    add_tracker_opt(p)
+    add_weights(p)
     p.add_argument(
         "--region",
         choices=("rectangle", "mask"),
