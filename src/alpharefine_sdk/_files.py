@@ -6,6 +6,7 @@ folders, sockets, devices) are refused before anything is opened for reading.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -20,6 +21,15 @@ MAX_IMAGE_BYTES = 1 << 30  # 1 GiB: one frame or mask file
 
 def _size(n: int) -> str:
     return f"{n / (1 << 30):.0f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MiB"
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    """sha256 hex digest of a file's bytes, read in 4 MiB chunks (memory stays bounded)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def check_regular_file(path: Union[str, Path], limit: int, what: str, error: Type[Exception] = ValueError) -> int:

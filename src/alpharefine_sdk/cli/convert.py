@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
     from types import SimpleNamespace
 
-    from ..weights.hub import _publish_settings, _sha256, save_pretrained, upload_model_folder
+    from .._files import file_sha256
+    from ..weights.hub import _publish_settings, save_pretrained, upload_model_folder
     from ..weights.resolve import load_source, source_card
 
     out_dir = Path(args.out_dir)
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for name in ("model.safetensors", "config.json", "README.md"):
         f = out / name
-        print(f"wrote {f}  {_size(f.stat().st_size)}  sha256 {_sha256(f)}")
+        print(f"wrote {f}  {_size(f.stat().st_size)}  sha256 {file_sha256(f)}")
     if args.push_to_hub:
         info = upload_model_folder(
             out,

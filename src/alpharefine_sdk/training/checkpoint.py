@@ -9,7 +9,6 @@ pickles are refused, not loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -19,6 +18,8 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
+
+from .._files import file_sha256
 
 CHECKPOINT = "checkpoint.json"
 TENSORS = "checkpoint.safetensors"
@@ -37,14 +38,6 @@ class Checkpoint:
     scheduler: Dict[str, Any]
     scaler: Optional[Dict[str, Any]]
     info: Dict[str, Any]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _split_optimizer(opt: Dict[str, Any], tensors: Dict[str, torch.Tensor]) -> Dict[str, Any]:
@@ -94,7 +87,7 @@ def save_checkpoint(
     py_state = random.getstate()
     meta = {
         "format": FORMAT,
-        "tensors_sha256": _sha256(folder / TENSORS),
+        "tensors_sha256": file_sha256(folder / TENSORS),
         "optimizer": opt,
         "scheduler": scheduler,
         "scaler": scaler,
@@ -137,7 +130,7 @@ def load_checkpoint(path: Union[str, Path], *, device: Any = "cpu", restore_rng:
         raise CheckpointError(f"{meta_path} is not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path} is not an alpharefine-sdk training checkpoint (format {FORMAT!r})")
-    if _sha256(tensor_path) != meta.get("tensors_sha256"):
+    if file_sha256(tensor_path) != meta.get("tensors_sha256"):
         raise CheckpointError(f"{tensor_path} does not match {meta_path} (torn or replaced checkpoint)")
     try:
         tensors = load_file(str(tensor_path), device=str(device))

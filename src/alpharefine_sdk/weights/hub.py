@@ -10,7 +10,6 @@ that says what to do.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
+from .._files import file_sha256
 from .._version import __version__
 from ..config import ModelConfig
 from ..errors import WeightsError
@@ -145,11 +145,7 @@ def _verify_cached_blob(path: Path) -> None:
     real = path.resolve()
     if not _SHA256_NAME.fullmatch(real.name):
         return
-    h = hashlib.sha256()
-    with open(real, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    if h.hexdigest() != real.name:
+    if file_sha256(real) != real.name:
         raise WeightsError(
             f"the cached {path.name} does not match its sha256 {real.name} (truncated or modified on disk)"
         )
@@ -215,14 +211,6 @@ def _torch_net(refiner: Any) -> Any:
     return getattr(net, "_orig_mod", net)  # unwrap torch.compile
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_pretrained(
     refiner: Any,
     folder: PathLike,
@@ -248,7 +236,7 @@ def save_pretrained(
     text = render_model_card(
         refiner.config,
         repo_id=repo_id,
-        weights_sha256=_sha256(folder / WEIGHTS_NAME),
+        weights_sha256=file_sha256(folder / WEIGHTS_NAME),
         num_parameters=sum(p.numel() for p in net.parameters()),
         body=card,
     )
