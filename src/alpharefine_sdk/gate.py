@@ -83,14 +83,20 @@ class Gate:
         ):
             raise ValueError(f"score_margin must be None or a number in [-1, 1]; got {self.score_margin!r}")
 
+    def prefers_input(self, scores: Optional[Tuple[float, float]]) -> bool:
+        """True when the model's predicted IoUs ``(refined, input)`` favour the input box by more than
+        ``score_margin`` (never without scores or without a margin)."""
+        if scores is None or self.score_margin is None:
+            return False
+        return float(scores[1]) - float(scores[0]) > float(self.score_margin)
+
     def accept(self, input_box: Any, refined_box: Any, scores: Optional[Tuple[float, float]] = None) -> bool:
         """True to use ``refined_box``, False to keep ``input_box`` (both ``(x, y, w, h)``).
 
         ``scores``: the model's predicted IoUs ``(refined, input)`` when it has them.
         """
-        if scores is not None and self.score_margin is not None:
-            if float(scores[1]) - float(scores[0]) > float(self.score_margin):
-                return False
+        if self.prefers_input(scores):
+            return False
         if not (is_usable(input_box) and is_usable(refined_box)):
             return False
         a = np.asarray(input_box, dtype=np.float64).reshape(4)

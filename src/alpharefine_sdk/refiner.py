@@ -195,7 +195,7 @@ class Refiner:
         if reason is None and self.gate is not None:
             if pair is not None and isinstance(self.gate, Gate):
                 ok = self.gate.accept(b, out, pair)
-                if not ok and self.gate.score_margin is not None and pair[1] - pair[0] > self.gate.score_margin:
+                if self.gate.prefers_input(pair):
                     reason = "gate: the model rates the input box higher than its own"
             else:
                 ok = self.gate.accept(b, out)
