@@ -124,7 +124,7 @@ def export_graphs(
     p = next(net.parameters())
     if p.dtype != torch.float32:
         raise ValueError(f"export needs the float32 network; this one holds {p.dtype} weights")
-    from ._common import graph_names
+    from ._common import centre_corners, graph_names
 
     # The exporter restores the wrapper's train/eval flag afterwards, recursively: keep every
     # module's own flag, so the caller's network is left exactly as it was.
@@ -141,7 +141,7 @@ def export_graphs(
         scored = getattr(net, "iou_head", None) is not None
         args: Tuple[Tensor, ...] = (images, kernel)
         if scored:
-            args += (torch.tensor([[S / 4, S / 4, 3 * S / 4, 3 * S / 4]], device=p.device),)
+            args += (torch.from_numpy(centre_corners(1, S)).to(p.device),)
         for v in variants:
             _export_graph(
                 SearchGraph(net, v == "mask").eval(),
