@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "Crossing"
@@ -132,3 +134,47 @@ def test_exported_engines_carry_the_scores(cmi_folder, backend, tmp_path, monkey
     assert abs(a.score - b.score) < 1e-5 and abs(a.input_score - b.input_score) < 1e-5
     np.testing.assert_allclose(a.box, b.box, atol=1e-3)
     np.testing.assert_allclose(a.mask, b.mask, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def cmi_folder_192(tmp_path_factory):
+    """A random ``mnv2_cmi`` network with 192 px crops (search factor 1.5): its 12x12 maps are
+    pooled to the IoU head's 8x8 grid, a size ratio the ONNX exporters refuse as adaptive pooling."""
+    from alpharefine_sdk.config import ModelConfig, Preprocessing
+    from alpharefine_sdk.nn.registry import build_net
+    from alpharefine_sdk.weights.io import save_model_folder
+
+    torch.manual_seed(1)
+    net = build_net("mnv2_cmi").eval()
+    cfg = ModelConfig(architecture="mnv2_cmi", preprocessing=Preprocessing(search_factor=1.5, input_size=192))
+    return save_model_folder(net, cfg, tmp_path_factory.mktemp("cmi192") / "model")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_exported_engines_carry_the_scores_for_192_px_crops(cmi_folder_192, backend, tmp_path, monkeypatch):
+    pytest.importorskip({"onnxruntime": "onnxruntime", "openvino": "openvino"}[backend])
+    from alpharefine_sdk import Refiner
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    f0, f5, gt = _frames()
+    ref = Refiner.from_pretrained(cmi_folder_192, backend="torch", device="cpu", image_format="BGR", gate=None)
+    eng = Refiner.from_pretrained(cmi_folder_192, backend=backend, image_format="BGR", gate=None)
+    for r in (ref, eng):
+        r.initialize(f0, gt[0])
+    box = gt[5] + [3, -2, 4, 1]
+    a, b = ref.refine(f5, box), eng.refine(f5, box)
+    assert 0 < a.score < 1 and 0 < a.input_score < 1
+    assert abs(a.score - b.score) < 1e-5 and abs(a.input_score - b.input_score) < 1e-5
+    np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), grid=st.integers(1, 12))
+def test_adaptive_mean_equals_adaptive_pooling(h, w, grid):
+    """The IoU head's pooling equals ``F.adaptive_avg_pool2d`` for every map size, dividing or not."""
+    import torch.nn.functional as F
+
+    from alpharefine_sdk.nn.heads import adaptive_mean
+
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(h * 41 + w))
+    torch.testing.assert_close(adaptive_mean(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-5, rtol=1e-5)

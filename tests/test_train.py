@@ -200,6 +200,8 @@ def test_iou_head_architecture_trains_and_scores(tmp_path):
         tmp_path,
         "cmi",
         architecture="mnv2_cmi",
+        input_size=192,
+        search_factor=1.5,
         total_samples=16,
         l1_weight=5.0,
         giou_weight=2.0,
@@ -216,9 +218,10 @@ def test_iou_head_architecture_trains_and_scores(tmp_path):
 
     net, config = load_source(tmp_path / "cmi" / "model")
     assert config.architecture == "mnv2_cmi" and net.iou_head is not None
+    assert (config.preprocessing.input_size, config.preprocessing.search_factor) == (192, 1.5)
     net.eval()
     with torch.no_grad():
-        k = net.template_kernel(torch.randn(2, 3, 128, 128))
-        c, m, q = net.search_scored(torch.randn(2, 3, 256, 256), k, torch.tensor([[64.0, 64, 192, 192]] * 2))
+        k = net.template_kernel(torch.randn(2, 3, 192, 192))
+        c, m, q = net.search_scored(torch.randn(2, 3, 192, 192), k, torch.tensor([[32.0, 32, 160, 160]] * 2))
     assert q.shape == (2, 2) and bool(((q >= 0) & (q <= 1)).all())
     assert set(build_net("mnv2_cm").state_dict()) < set(net.state_dict())

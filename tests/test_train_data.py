@@ -134,6 +134,21 @@ def test_validation_sequences_are_held_out_of_training(tmp_path):
     assert names == {"bear", "Biker"}
 
 
+def test_crops_follow_the_configured_size_and_factor():
+    """``input_size`` / ``search_factor`` of the training config reach the sampler: the template
+    is the inference crop of that size and factor, the labels are in its pixels."""
+    from alpharefine_sdk.training.config import TrainConfig
+    from alpharefine_sdk.training.data import build_sampler
+
+    root = str(need(SHARED / "train"))
+    src = [{"kind": "video", "root": root, "include": ["bear"], "limit": 4}]
+    cfg = TrainConfig.from_dict({"sources": src, "input_size": 192, "search_factor": 1.5})
+    sampler, _ = build_sampler(cfg)
+    s = sampler.sample(3)
+    assert s.template.shape == s.search.shape == (192, 192, 3) and s.mask.shape == (192, 192)
+    assert sampler.factor == 1.5 and 0 <= s.corners.min() and s.corners.max() <= 192
+
+
 @pytest.mark.parametrize(
     "bad, word",
     [
@@ -142,6 +157,8 @@ def test_validation_sequences_are_held_out_of_training(tmp_path):
         ({"sources": [{"kind": "still", "format": "coco", "root": "x"}]}, "annotations"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "precision": "fp8"}, "precision"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "batchsize": 3}, "batchsize"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "input_size": 200}, "input_size"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "search_factor": 0.5}, "search_factor"),
     ],
 )
 def test_config_errors_name_the_key(bad, word):

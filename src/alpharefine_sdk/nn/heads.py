@@ -120,6 +120,27 @@ def feature_adapters(in_channels: Sequence[int], out_channels: Sequence[int]) ->
     return nn.ModuleList(conv_bn_relu(i, o, 1) for i, o in zip(in_channels, out_channels))
 
 
+def _pool_weights(n: int, grid: int, like: Tensor) -> Tensor:
+    """``[grid, n]`` averaging weights of adaptive pooling (cell i spans floor(i*n/g)..ceil((i+1)*n/g))."""
+    w = torch.zeros(grid, n, dtype=like.dtype, device=like.device)
+    for i in range(grid):
+        a, b = (i * n) // grid, -((-(i + 1) * n) // grid)
+        w[i, a:b] = 1.0 / (b - a)
+    return w
+
+
+def adaptive_mean(x: Tensor, grid: int) -> Tensor:
+    """``F.adaptive_avg_pool2d(x, grid)``, also for sizes it does not divide (12 -> 8) in ONNX.
+
+    The exporters refuse adaptive pooling whose output does not divide the input; there the same
+    windows are applied as two constant matrix products.
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if h % grid == 0 and w % grid == 0:
+        return F.adaptive_avg_pool2d(x, grid)
+    return _pool_weights(h, grid, x) @ x @ _pool_weights(w, grid, x).T
+
+
 class IoUHead(nn.Module):
     """Learned confidence: predicts the IoU with the target of the refined box and of the input box.
 
@@ -144,7 +165,7 @@ class IoUHead(nn.Module):
             p = torch.softmax(score_maps.float().reshape(b, 2, -1), dim=-1)
             peak = p.max(dim=-1).values  # how sure each corner map is
         feat = self.conv(torch.cat([x, score_maps.to(x.dtype)], dim=1))
-        feat = F.adaptive_avg_pool2d(feat, self.grid).flatten(1)
+        feat = adaptive_mean(feat, self.grid).flatten(1)
         z = torch.cat([feat.float(), corners.float(), input_corners.float(), peak], dim=1)
         z = F.relu(self.fc1(z.to(self.fc1.weight.dtype)))
         z = F.relu(self.fc2(z))

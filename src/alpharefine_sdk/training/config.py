@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from ..config import Preprocessing
+
 SOURCE_KINDS = ("video", "still", "paste")
 SOURCE_FORMATS = ("video", "yolo", "coco")
 
@@ -68,6 +70,8 @@ class TrainConfig:
     freeze_blocks: int = 7  # backbone blocks (features[:n]) kept frozen
     backbone_bn: str = "eval"  # "eval": backbone BN keeps its statistics; "train": re-estimated
     freeze_bn: bool = False  # every BN in eval mode (exact DDP equivalence, tiny batches)
+    search_factor: float = 2.0  # crops: search_factor x the box, resized to input_size (saved in config.json)
+    input_size: int = 256
     batch_size: int = 16  # global batch (split over DDP processes)
     total_samples: int = 200000
     lr: float = 1e-3
@@ -121,11 +125,16 @@ class TrainConfig:
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
+    def preprocessing(self) -> Preprocessing:
+        """The crops this run trains on, as the exported ``config.json`` will state them."""
+        return Preprocessing(search_factor=self.search_factor, input_size=self.input_size)
+
     def check(self) -> None:
         if not self.sources:
             raise ValueError("the training config lists no 'sources'")
         for i, s in enumerate(self.sources):
             s.check(i)
+        self.preprocessing()  # search_factor and input_size: checked where the model config checks them
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16'; got {self.precision!r}")
         if self.backbone_bn not in ("eval", "train"):

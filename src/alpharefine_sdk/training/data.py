@@ -9,6 +9,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..config import Preprocessing
 from .augment import Jitter
 from .config import SourceConfig, TrainConfig, ValidationConfig
 from .sampler import PairSampler, Sample
@@ -52,10 +53,14 @@ def build_sampler(cfg: TrainConfig) -> Tuple[PairSampler, Dict[str, int]]:
         items = cache[key]
         sources.append((s.kind, items, s.weight))
         counts[f"{i}:{s.kind}:{s.root}"] = len(items)
-    return PairSampler(sources, seed=cfg.seed, jitter=jitter_levels(cfg)), counts
+    crops = cfg.preprocessing()
+    sampler = PairSampler(
+        sources, seed=cfg.seed, jitter=jitter_levels(cfg), factor=crops.search_factor, out_size=crops.input_size
+    )
+    return sampler, counts
 
 
-def build_validation(val: ValidationConfig, max_side: int) -> Optional[Batch]:
+def build_validation(val: ValidationConfig, max_side: int, crops: Preprocessing) -> Optional[Batch]:
     """A fixed batch of validation pairs from whole held-out sequences (paper jitter, no photometric)."""
     if not val.root or not val.sequences or val.samples < 1:
         return None
@@ -70,6 +75,8 @@ def build_validation(val: ValidationConfig, max_side: int) -> Optional[Batch]:
         grayscale_p=0.0,
         flip_p=0.0,
         brightness_range=(1.0, 1.0),
+        factor=crops.search_factor,
+        out_size=crops.input_size,
     )
     return collate([sampler.sample(i) for i in range(val.samples)])
 

@@ -41,6 +41,7 @@ def write_model_folder(
     }
     config = ModelConfig(
         architecture=cfg.architecture,
+        preprocessing=cfg.preprocessing(),
         license="weights: see README.md (trained on research datasets)",
         source=f"trained with alpharefine-sdk ({cfg.name})",
         extra=info,

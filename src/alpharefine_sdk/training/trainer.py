@@ -165,7 +165,7 @@ class Trainer:
             )
         self.model = model
         self.sampler, self.source_counts = build_sampler(cfg)
-        self.val = build_validation(cfg.validation, cfg.max_side) if self.dist.main else None
+        self.val = build_validation(cfg.validation, cfg.max_side, cfg.preprocessing()) if self.dist.main else None
 
     # ------------------------------------------------------------------ logging
     def log(self, msg: str) -> None:
