@@ -6,7 +6,8 @@ Inputs to refine, per validation sequence (template from frame 0):
 * CSRT's own boxes (no write-back).
 Each input is refined once; then every gate on a grid is scored by the mean IoU of its output
 (refined box where accepted, input box where not) with the ground truth, averaged over the four
-input kinds with equal weight. Prints the best gates and writes ``gate_grid.json``.
+input kinds with equal weight. For models with a learned confidence the score margin joins the grid.
+Prints the best gates and writes ``gate_grid.json``.
 
 Usage (repository root)::
 
@@ -27,7 +28,8 @@ import numpy as np
 
 
 def collect(refiner, seqs, seed: int = 0) -> Dict[str, list]:
-    """``{kind: [(input, refined, gt, sequence), ...]}``."""
+    """``{kind: [(input, refined, gt, sequence, scores), ...]}``; ``scores`` is ``(refined, input)``
+    predicted IoU for models with a learned confidence, else ``None``."""
     import cv2
 
     from alpharefine_sdk.training.augment import Jitter
@@ -64,7 +66,9 @@ def collect(refiner, seqs, seed: int = 0) -> Dict[str, list]:
                 if x1 - x0 < 2 or y1 - y0 < 2:
                     continue
                 b = np.array([x0, y0, x1 - x0, y1 - y0])
-                out[name].append((b, r.refine(frame, b).box, gt, seq.name))
+                res = r.refine(frame, b)
+                scores = None if res.score is None else (res.score, res.input_score)
+                out[name].append((b, res.box, gt, seq.name, scores))
     return out
 
 
@@ -74,7 +78,9 @@ def score(data: Dict[str, list], gate) -> Dict[str, float]:
     res = {}
     for kind, rows in data.items():
         res[kind] = float(
-            np.mean([iou(ref if (gate is None or gate.accept(inp, ref)) else inp, gt) for inp, ref, gt, _ in rows])
+            np.mean(
+                [iou(ref if (gate is None or gate.accept(inp, ref, sc)) else inp, gt) for inp, ref, gt, _, sc in rows]
+            )
         )
     res["mean"] = float(np.mean([res[k] for k in data]))
     return res
@@ -99,23 +105,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     seqs = subset(find_sequences(args.root), args.sequences)
     data = collect(refiner, seqs)
     identity = {
-        k: float(np.mean([__import__("alpharefine_sdk.boxes", fromlist=["iou"]).iou(i, g) for i, _, g, _ in rows]))
+        k: float(np.mean([__import__("alpharefine_sdk.boxes", fromlist=["iou"]).iou(i, g) for i, _, g, *_ in rows]))
         for k, rows in data.items()
     }
+    # models with a learned confidence: the score margin joins the grid (None = scores ignored)
+    margins = (
+        [None, -0.15, -0.1, -0.05, 0.0, 0.05] if any(r[4] is not None for rs in data.values() for r in rs) else [None]
+    )
     identity["mean"] = float(np.mean(list(identity.values())))
     rows = [{"gate": "identity (never refine)", **identity}, {"gate": "none (always refine)", **score(data, None)}]
-    for mi, (lo, hi), mx in itertools.product(
+    for mi, (lo, hi), mx, sm in itertools.product(
         [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
         [(0.0, float("inf")), (0.25, 4.0), (0.33, 3.0), (0.4, 2.5), (0.5, 2.0), (0.6, 1.6), (0.7, 1.4)],
         [1.0, 0.95, 0.9, 0.85, 0.8],
+        margins,
     ):
         rows.append(
             {
-                "gate": f"min_iou {mi}, area {lo}..{hi}, max_iou {mx}",
+                "gate": f"min_iou {mi}, area {lo}..{hi}, max_iou {mx}" + ("" if sm is None else f", score_margin {sm}"),
                 "min_iou": mi,
                 "area_ratio": [lo, hi],
                 "max_iou": mx,
-                **score(data, Gate(min_iou=mi, area_ratio=(lo, hi), max_iou=mx)),
+                "score_margin": sm,
+                **score(data, Gate(min_iou=mi, area_ratio=(lo, hi), max_iou=mx, score_margin=sm)),
             }
         )
     rows.sort(key=lambda r: -r["mean"])
