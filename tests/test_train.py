@@ -225,3 +225,28 @@ def test_iou_head_architecture_trains_and_scores(tmp_path):
         c, m, q = net.search_scored(torch.randn(2, 3, 192, 192), k, torch.tensor([[32.0, 32, 160, 160]] * 2))
     assert q.shape == (2, 2) and bool(((q >= 0) & (q <= 1)).all())
     assert set(build_net("mnv2_cm").state_dict()) < set(net.state_dict())
+
+
+def test_sigterm_stops_with_a_checkpoint_that_resumes(tmp_path):
+    """SIGTERM (or Ctrl-C) between steps: checkpoint, model folder, exit 0; --resume continues."""
+    import signal
+    import time
+
+    cfg = tiny_config(tmp_path, "sig", total_samples=100000, checkpoint_every_samples=100000, validation={"samples": 0})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "alpharefine_sdk", "train", str(cfg), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "sig" / "log.txt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and "step 8 " in log.read_text()):
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    text = log.read_text()
+    assert "SIGTERM received" in text and "paused at" in text
+    done = _state(tmp_path / "sig")["samples"]
+    assert 64 <= done < 100000 and (tmp_path / "sig" / "model" / "model.safetensors").is_file()
+    more = subprocess.run([*cmd, "--resume", "--total-samples", str(done + 16)], cwd=tmp_path, env=env, timeout=300)
+    assert more.returncode == 0 and _state(tmp_path / "sig")["samples"] == done + 16

@@ -7,7 +7,9 @@ import contextlib
 import json
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -115,6 +117,29 @@ class _Dist:
 
 
 # ---------------------------------------------------------------------------------------- trainer
+class _StopRequest:
+    """SIGINT / SIGTERM between two steps: the run stops as if ``max_minutes`` had passed (a
+    checkpoint that ``--resume`` continues, the model folder). A second signal acts as usual.
+    Single-process runs only: DDP processes must stop together."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.requested: Optional[str] = None
+        self._old: Dict[int, Any] = {}
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = signal.Signals(signum).name
+        self.restore()
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
 class Trainer:
     """Runs one training configuration; ``run()`` trains until ``total_samples`` or ``max_minutes``."""
 
@@ -293,6 +318,7 @@ class Trainer:
         next_val = (self.samples // cfg.validation.every_samples + 1) * cfg.validation.every_samples
         avg: Dict[str, float] = {}
         stopped_early = False
+        stop = _StopRequest(enabled=not self.dist.enabled)
         try:
             while self.samples < cfg.total_samples:
                 parts = self.train_step(next(stream))
@@ -324,10 +350,15 @@ class Trainer:
                 if self.samples >= next_ckpt:
                     next_ckpt += cfg.checkpoint_every_samples
                     self.save(t0)
+                if stop.requested:
+                    self.log(f"{stop.requested} received: checkpoint, validation and model folder, then stop")
+                    stopped_early = self.samples < cfg.total_samples
+                    break
                 if max_minutes is not None and time.time() - t0 > 60 * max_minutes:
                     stopped_early = self.samples < cfg.total_samples
                     break
         finally:
+            stop.restore()
             stream.close()
             if bar is not None:
                 bar.close()
