@@ -293,11 +293,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         action="store_true",
         help="only the no-write-back refinement of base boxes saved by an earlier run in --out",
     )
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="threads of the engine (torch or ONNX Runtime / OpenVINO)")
     p.add_argument(
         "--backend",
-        default="torch",
-        help="engine (default torch: the learned confidence of models with an IoU head runs there)",
+        default="auto",
+        help="engine (default auto, the library's default path; every engine carries the learned confidence)",
     )
     p.add_argument(
         "--write-back",
@@ -317,7 +317,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    refiner = Refiner.from_pretrained(args.model, device="cpu", backend=args.backend)
+    from alpharefine_sdk.backends import auto_backend
+
+    engine = auto_backend("fp32", "cpu") if args.backend == "auto" else args.backend
+    opts = {"threads": args.threads} if engine in ("onnxruntime", "openvino") else {}
+    refiner = Refiner.from_pretrained(args.model, device="cpu", backend=args.backend, **opts)
     kw = {}
     if args.gate_min_iou is not None:
         kw["min_iou"] = args.gate_min_iou
