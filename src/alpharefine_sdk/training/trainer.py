@@ -350,11 +350,10 @@ class Trainer:
                 if self.samples >= next_ckpt:
                     next_ckpt += cfg.checkpoint_every_samples
                     self.save(t0)
-                if stop.requested:
-                    self.log(f"{stop.requested} received: checkpoint, validation and model folder, then stop")
-                    stopped_early = self.samples < cfg.total_samples
-                    break
-                if max_minutes is not None and time.time() - t0 > 60 * max_minutes:
+                timed_out = max_minutes is not None and time.time() - t0 > 60 * max_minutes
+                if stop.requested or timed_out:
+                    if stop.requested:
+                        self.log(f"{stop.requested} received: checkpoint, validation and model folder, then stop")
                     stopped_early = self.samples < cfg.total_samples
                     break
         finally:
