@@ -190,7 +190,8 @@ class Trainer:
             )
         self.model = model
         self.sampler, self.source_counts = build_sampler(cfg)
-        self.val = build_validation(cfg.validation, cfg.max_side, cfg.preprocessing()) if self.dist.main else None
+        self.crops = cfg.preprocessing()
+        self.val = build_validation(cfg.validation, cfg.max_side, self.crops) if self.dist.main else None
 
     # ------------------------------------------------------------------ logging
     def log(self, msg: str) -> None:
@@ -205,7 +206,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ tensors
     def _tensors(self, b: Dict[str, np.ndarray]):
-        pre_mean, pre_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        pre_mean, pre_std = self.crops.mean, self.crops.std  # the exported config.json's normalisation
         fmt = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
         t = normalize_crops_torch(torch.from_numpy(b["template"]).to(self.device), pre_mean, pre_std)
         s = normalize_crops_torch(torch.from_numpy(b["search"]).to(self.device), pre_mean, pre_std)
@@ -288,25 +289,12 @@ class Trainer:
                 f"over {self.dist.world} process(es), device {self.device}, precision {cfg.precision}, "
                 f"sources {self.source_counts}, validation {list(cfg.validation.sequences)}"
             )
+        args = (self.sampler, self.samples, self.local_batch, cfg.batch_size)
+        kw = dict(offset=self.dist.rank * self.local_batch, prefetch=cfg.prefetch_batches)
         if cfg.num_workers > 0:
-            stream = WorkerStream(
-                self.sampler,
-                self.samples,
-                self.local_batch,
-                cfg.batch_size,
-                offset=self.dist.rank * self.local_batch,
-                workers=cfg.num_workers,
-                prefetch=cfg.prefetch_batches,
-            )
+            stream = WorkerStream(*args, workers=cfg.num_workers, **kw)
         else:
-            stream = BatchStream(
-                self.sampler,
-                self.samples,
-                self.local_batch,
-                cfg.batch_size,
-                offset=self.dist.rank * self.local_batch,
-                prefetch=cfg.prefetch_batches,
-            )
+            stream = BatchStream(*args, **kw)
         bar = None
         if self.progress and self.dist.main:
             from tqdm import tqdm
