@@ -250,3 +250,43 @@ def test_sigterm_stops_with_a_checkpoint_that_resumes(tmp_path):
     assert 64 <= done < 100000 and (tmp_path / "sig" / "model" / "model.safetensors").is_file()
     more = subprocess.run([*cmd, "--resume", "--total-samples", str(done + 16)], cwd=tmp_path, env=env, timeout=300)
     assert more.returncode == 0 and _state(tmp_path / "sig")["samples"] == done + 16
+
+
+def test_rank_loss_prefers_the_better_box_and_weighs_by_cost():
+    """The ranking term is small when the head ranks the better box higher, large when it does not,
+    and a pair whose boxes are equally good costs nothing."""
+    from alpharefine_sdk.training.loss import LossWeights, refiner_loss
+
+    gt = torch.tensor([[40.0, 40, 140, 140], [40.0, 40, 140, 140]])
+    refined = torch.tensor([[41.0, 40, 140, 141], [41.0, 40, 140, 141]])  # IoU ~0.98
+    inp = torch.tensor([[60.0, 50, 150, 150], [41.0, 40, 140, 141]])  # worse; equal to the refined box
+    z = torch.zeros(2, 192, 192)
+    kw = dict(size=192, weights=LossWeights(mse=0, mask=0, iou=0, rank=1.0), input_corners=inp)
+
+    def loss(logits):
+        total, parts = refiner_loss(refined, torch.zeros(2, 192, 192), gt, z, torch.zeros(2, dtype=torch.bool),
+                                    iou_logits=torch.tensor(logits), **kw)  # fmt: skip
+        return float(total), parts["rank_acc"]
+
+    right, acc_right = loss([[3.0, -1.0], [0.0, 5.0]])  # pair 2: equal boxes, any ranking
+    wrong, acc_wrong = loss([[-1.0, 3.0], [5.0, 0.0]])
+    assert right < 0.01 < 1.0 < wrong and (acc_right, acc_wrong) == (1.0, 0.0)
+
+
+def test_iou_head_only_run_leaves_boxes_and_masks_unchanged(tmp_path):
+    """trainable='iou_head': the exported model differs from its init only in the IoU head."""
+    from alpharefine_sdk.cli import main
+    from alpharefine_sdk.weights.resolve import load_source
+
+    base = tiny_config(tmp_path, "base", architecture="mnv2_cmi", input_size=192, search_factor=1.5,
+                       total_samples=8, validation={"samples": 0})  # fmt: skip
+    assert main(["train", str(base), "--no-progress"]) == 0
+    head = tiny_config(tmp_path, "head", architecture="mnv2_cmi", input_size=192, search_factor=1.5,
+                       total_samples=16, init_from=str(tmp_path / "base" / "model"), trainable="iou_head",
+                       rank_weight=1.0, lr=1e-2, log_every_steps=1, validation={"samples": 0})  # fmt: skip
+    assert main(["train", str(head), "--no-progress"]) == 0
+    assert "rank_acc" in (tmp_path / "head" / "log.txt").read_text()
+    a = load_source(tmp_path / "base" / "model")[0].state_dict()
+    b = load_source(tmp_path / "head" / "model")[0].state_dict()
+    changed = {k for k in a if not torch.equal(a[k], b[k])}
+    assert changed and all(k.startswith("iou_head.") for k in changed)

@@ -159,6 +159,8 @@ def test_crops_follow_the_configured_size_and_factor():
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "batchsize": 3}, "batchsize"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "input_size": 200}, "input_size"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "search_factor": 0.5}, "search_factor"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "trainable": "heads"}, "trainable"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "rank_weight": -1}, "rank_weight"),
     ],
 )
 def test_config_errors_name_the_key(bad, word):

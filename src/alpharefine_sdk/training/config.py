@@ -57,6 +57,9 @@ class ValidationConfig:
     seed: int = 12345
 
 
+TRAINABLE = ("all", "iou_head")  # what a run may change: everything not frozen, or only the IoU head
+
+
 @dataclass
 class TrainConfig:
     name: str = "mnv2-refiner"
@@ -81,6 +84,8 @@ class TrainConfig:
     l1_weight: float = 0.0  # L1 of corners in crop units
     giou_weight: float = 0.0  # 1 - GIoU of the refined box
     iou_weight: float = 1.0  # BCE of the IoU head's estimates (architectures with an IoU head)
+    rank_weight: float = 0.0  # cost-weighted loss on which box (refined or input) the IoU head ranks higher
+    trainable: str = "all"  # "all" | "iou_head": only the IoU head learns (boxes and masks stay as they are)
     precision: str = "bf16"  # "fp32" | "bf16" (CPU or GPU) | "fp16" (GPU)
     channels_last: bool = True
     threads: int = 2
@@ -147,7 +152,9 @@ class TrainConfig:
             raise ValueError(
                 "jitter_large_share, jitter_small_share and jitter_exact_share must be >= 0 with a sum <= 1"
             )
-        for k in ("mask_weight", "mse_weight", "l1_weight", "giou_weight", "iou_weight"):
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {list(TRAINABLE)}; got {self.trainable!r}")
+        for k in ("mask_weight", "mse_weight", "l1_weight", "giou_weight", "iou_weight", "rank_weight"):
             if not getattr(self, k) >= 0:
                 raise ValueError(f"{k} must be >= 0; got {getattr(self, k)}")
         if self.num_workers < 0:
@@ -156,4 +163,6 @@ class TrainConfig:
     def loss_weights(self):
         from .loss import LossWeights
 
-        return LossWeights(self.mse_weight, self.l1_weight, self.giou_weight, self.mask_weight, self.iou_weight)
+        return LossWeights(
+            self.mse_weight, self.l1_weight, self.giou_weight, self.mask_weight, self.iou_weight, self.rank_weight
+        )

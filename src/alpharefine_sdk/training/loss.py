@@ -2,7 +2,9 @@
 
 Corners (crop units, pixels / S): ``mse_weight * MSE + l1_weight * L1 + giou_weight * (1 - GIoU)``,
 masks: ``mask_weight * BCE``, and, for nets with an IoU head, ``iou_weight * BCE(predicted IoU,
-true IoU)`` for the refined and the input box. Scale of the paper's recipe: ``MSE(raw pixels) +
+true IoU)`` for the refined and the input box, plus ``rank_weight *`` a logistic loss on which of the
+two boxes the head ranks higher (the default gate's choice), each pair weighted by what a wrong choice
+costs (the IoU difference). Scale of the paper's recipe: ``MSE(raw pixels) +
 1000 * BCE``; with corners divided by S = 256 the MSE shrinks by S^2, so ``mask_weight = 1000 /
 256^2`` with the other weights at 0 is the paper's loss. The mask term is the per-sample mean BCE
 over pixels, zero for box-only samples, averaged over the whole batch, so splitting a batch over
@@ -46,6 +48,10 @@ class LossWeights:
     giou: float = 0.0
     mask: float = 1000.0 / 256**2
     iou: float = 0.0
+    rank: float = 0.0
+
+
+RANK_TEMPERATURE = 0.02  # IoU units: estimates 0.02 apart give odds e : 1 in the ranking loss
 
 
 def box_iou_giou(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
@@ -102,6 +108,16 @@ def refiner_loss(
             target = torch.stack([iou.detach(), box_iou_giou(input_corners, gt)[0]], dim=1)
         q = F.binary_cross_entropy_with_logits(iou_logits.float(), target)
         loss = loss + weights.iou * q
-        parts["iou_err"] = float((torch.sigmoid(iou_logits.detach().float()) - target).abs().mean())
+        est = torch.sigmoid(iou_logits.float())
+        parts["iou_err"] = float((est.detach() - target).abs().mean())
+        if weights.rank:
+            cost = (target[:, 0] - target[:, 1]).abs()
+            better = (target[:, 0] > target[:, 1]).float()
+            odds = (est[:, 0] - est[:, 1]) / RANK_TEMPERATURE
+            per = F.binary_cross_entropy_with_logits(odds, better, reduction="none")
+            rank = (cost * per).sum() / cost.sum().clamp(min=1e-6)
+            loss = loss + weights.rank * rank
+            right = ((odds.detach() > 0).float() == better).float()
+            parts["rank_acc"] = float((cost * right).sum() / cost.sum().clamp(min=1e-6))
     parts["loss"] = float(loss.detach())
     return loss, parts

@@ -47,6 +47,13 @@ def build_model(cfg: TrainConfig) -> RefinerNet:
         trunk.freeze(cfg.freeze_blocks)
     if cfg.init_from:
         init_weights(net, cfg.init_from)
+    if cfg.trainable == "iou_head":
+        if net.iou_head is None:
+            raise ValueError(
+                f"trainable='iou_head' needs an architecture with an IoU head; {cfg.architecture!r} has none"
+            )
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.startswith("iou_head."))
     return net
 
 
@@ -70,7 +77,12 @@ def init_weights(net: RefinerNet, source: str) -> None:
 
 
 def set_train_mode(net: RefinerNet, cfg: TrainConfig) -> None:
-    """Train mode, except frozen blocks, backbone BN (``backbone_bn='eval'``) and all BN with ``freeze_bn``."""
+    """Train mode, except frozen blocks, backbone BN (``backbone_bn='eval'``) and all BN with ``freeze_bn``;
+    with ``trainable='iou_head'`` only the IoU head is in train mode."""
+    if cfg.trainable == "iou_head":
+        net.eval()
+        net.iou_head.train(not cfg.freeze_bn)
+        return
     net.train()
     trunk = net.feature_extractor
     for m in trunk.modules():
@@ -82,6 +94,14 @@ def set_train_mode(net: RefinerNet, cfg: TrainConfig) -> None:
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
+
+
+def _native_cpu_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (else torch emulates it, slowly)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the query: assume native
+        return True
 
 
 def _autocast(device: torch.device, precision: str):
@@ -277,6 +297,9 @@ class Trainer:
             chosen = np.where(q[:, 0] >= q[:, 1], after, before)
             result["val_iou_chosen"] = float(chosen.mean())
             result["val_iou_err"] = float(np.abs(q - np.stack([after, before], 1)).mean())
+            cost = np.abs(after - before)
+            right = (q[:, 0] > q[:, 1]) == (after > before)
+            result["val_rank_acc"] = float((cost * right).sum() / max(cost.sum(), 1e-9))
         return result
 
     def run(self, max_minutes: Optional[float] = None) -> Dict[str, Any]:
@@ -289,6 +312,11 @@ class Trainer:
                 f"over {self.dist.world} process(es), device {self.device}, precision {cfg.precision}, "
                 f"sources {self.source_counts}, validation {list(cfg.validation.sequences)}"
             )
+            if cfg.precision == "bf16" and self.device.type == "cpu" and not _native_cpu_bf16():
+                self.log(
+                    "note: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so bf16 runs emulated and "
+                    'several times slower than fp32; set "precision": "fp32" in the config'
+                )
         args = (self.sampler, self.samples, self.local_batch, cfg.batch_size)
         kw = dict(offset=self.dist.rank * self.local_batch, prefetch=cfg.prefetch_batches)
         if cfg.num_workers > 0:
@@ -323,7 +351,7 @@ class Trainer:
                     now = time.time()
                     sps = (self.samples - s_chunk) / max(now - t_chunk, 1e-9)
                     t_chunk, s_chunk = now, self.samples
-                    extra = f" iou_err {avg['iou_err']:.3f}" if "iou_err" in avg else ""
+                    extra = "".join(f" {k} {avg[k]:.3f}" for k in ("iou_err", "rank_acc") if k in avg)
                     self.log(
                         f"step {self.step} samples {self.samples} loss {avg['loss']:.5f} corner_rms_px "
                         f"{avg['corner_px']:.2f} iou {avg['iou']:.3f} bce {avg['bce']:.4f}{extra} "
