@@ -98,19 +98,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     torch.set_num_threads(1)
     from alpharefine_sdk import Refiner
+    from alpharefine_sdk.boxes import iou
     from alpharefine_sdk.eval.datasets import find_sequences, subset
     from alpharefine_sdk.gate import Gate
 
     refiner = Refiner.from_pretrained(args.model, device="cpu")
     seqs = subset(find_sequences(args.root), args.sequences)
     data = collect(refiner, seqs)
-    identity = {
-        k: float(np.mean([__import__("alpharefine_sdk.boxes", fromlist=["iou"]).iou(i, g) for i, _, g, *_ in rows]))
-        for k, rows in data.items()
-    }
+    identity = {k: float(np.mean([iou(i, g) for i, _, g, *_ in rows])) for k, rows in data.items()}
     # models with a learned confidence: the score margin joins the grid (None = scores ignored)
     margins = (
-        [None, -0.15, -0.1, -0.05, 0.0, 0.05] if any(r[4] is not None for rs in data.values() for r in rs) else [None]
+        [None, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1]
+        if any(r[4] is not None for rs in data.values() for r in rs)
+        else [None]
     )
     identity["mean"] = float(np.mean(list(identity.values())))
     rows = [{"gate": "identity (never refine)", **identity}, {"gate": "none (always refine)", **score(data, None)}]

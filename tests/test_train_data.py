@@ -168,3 +168,27 @@ def test_config_errors_name_the_key(bad, word):
 
     with pytest.raises(ValueError, match=word):
         TrainConfig.from_dict(bad)
+
+
+def test_worker_stream_draws_the_thread_streams_batches_and_closes(stills, videos):
+    """Sampler processes give the same batches, in order, as the background thread; close() ends them."""
+    import multiprocessing
+    import time
+
+    from alpharefine_sdk.training.data import BatchStream, WorkerStream
+
+    sampler = _sampler(stills, videos)
+    thread = BatchStream(sampler, 4, 2, 2)
+    procs = WorkerStream(sampler, 4, 2, 2, workers=2, prefetch=1)
+    try:
+        for _ in range(3):
+            a, b = next(thread), next(procs)
+            assert all(np.array_equal(a[k], b[k]) for k in a)
+        assert len(multiprocessing.active_children()) >= 2
+    finally:
+        thread.close()
+        procs.close()
+    deadline = time.time() + 20
+    while multiprocessing.active_children() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not multiprocessing.active_children()

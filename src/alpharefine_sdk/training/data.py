@@ -145,9 +145,8 @@ class WorkerStream:
         return next(self._it)
 
     def close(self) -> None:
-        it, self._it = self._it, None
-        if it is not None and hasattr(it, "_shutdown_workers"):
-            it._shutdown_workers()
+        """Stop the sampler processes: a released DataLoader iterator shuts its workers down."""
+        self._it = None
 
 
 class BatchStream:
