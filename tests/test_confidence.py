@@ -136,18 +136,23 @@ def test_exported_engines_carry_the_scores(cmi_folder, backend, tmp_path, monkey
     np.testing.assert_allclose(a.mask, b.mask, atol=1e-4)
 
 
-@pytest.fixture(scope="module")
-def cmi_folder_192(tmp_path_factory):
-    """A random ``mnv2_cmi`` network with 192 px crops (search factor 1.5): its 12x12 maps are
-    pooled to the IoU head's 8x8 grid, a size ratio the ONNX exporters refuse as adaptive pooling."""
+@pytest.fixture(scope="module", params=["mnv2_cmi", "mnv2_cmi2"])
+def cmi_folder_192(tmp_path_factory, request):
+    """A random IoU-head network with 192 px crops (search factor 1.5): its 12x12 maps are pooled
+    to the IoU head's 8x8 grid, a size ratio the ONNX exporters refuse as adaptive pooling; for
+    ``mnv2_cmi2`` the box-sampling branch is switched on (random instead of its zero start)."""
     from alpharefine_sdk.config import ModelConfig, Preprocessing
     from alpharefine_sdk.nn.registry import build_net
     from alpharefine_sdk.weights.io import save_model_folder
 
+    arch = request.param
     torch.manual_seed(1)
-    net = build_net("mnv2_cmi").eval()
-    cfg = ModelConfig(architecture="mnv2_cmi", preprocessing=Preprocessing(search_factor=1.5, input_size=192))
-    return save_model_folder(net, cfg, tmp_path_factory.mktemp("cmi192") / "model")
+    net = build_net(arch).eval()
+    if arch == "mnv2_cmi2":
+        with torch.no_grad():
+            net.iou_head.box_out.weight.normal_(0, 0.5)
+    cfg = ModelConfig(architecture=arch, preprocessing=Preprocessing(search_factor=1.5, input_size=192))
+    return save_model_folder(net, cfg, tmp_path_factory.mktemp(arch) / "model")
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
@@ -178,3 +183,53 @@ def test_adaptive_mean_equals_adaptive_pooling(h, w, grid):
 
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(h * 41 + w))
     torch.testing.assert_close(adaptive_mean(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    box=st.tuples(*[st.floats(-0.3, 1.3, allow_nan=False)] * 4),
+    cells=st.integers(1, 30),
+    grid=st.integers(1, 7),
+    context=st.floats(0.5, 2.0),
+)
+def test_box_sampling_equals_grid_sample(box, cells, grid, context):
+    """The aligned IoU head's box sampling (two matrix products) equals bilinear ``grid_sample``
+    with zero padding at the same points, for boxes inside, across and outside the map."""
+    import torch.nn.functional as F
+
+    from alpharefine_sdk.nn.heads import box_sample_weights
+
+    x1, y1, x2, y2 = box
+    b = torch.tensor([[min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]])
+    f = torch.randn(1, 3, cells, cells, generator=torch.Generator().manual_seed(cells))
+    wy = box_sample_weights(b[:, 1], b[:, 3], cells, grid, context)
+    wx = box_sample_weights(b[:, 0], b[:, 2], cells, grid, context)
+    mine = wy[:, None] @ f @ wx[:, None].transpose(-1, -2)
+    t = (torch.arange(grid) + 0.5) / grid * 2 - 1
+    mid, half = (b[0, :2] + b[0, 2:]) / 2, (b[0, 2:] - b[0, :2]) * context / 2
+    gx, gy = (mid[0] + half[0] * t) * 2 - 1, (mid[1] + half[1] * t) * 2 - 1
+    points = torch.stack([gx[None, :].expand(grid, grid), gy[:, None].expand(grid, grid)], dim=-1)[None]
+    ref = F.grid_sample(f, points, align_corners=False, padding_mode="zeros")
+    torch.testing.assert_close(mine, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_aligned_head_starts_as_the_model_it_is_initialised_from(tmp_path):
+    """``mnv2_cmi2`` built from an ``mnv2_cmi`` model's weights predicts exactly what it did (the
+    box branch starts at zero); training then changes only the IoU head (tests/test_train.py)."""
+    from alpharefine_sdk.config import ModelConfig
+    from alpharefine_sdk.nn.registry import build_net
+    from alpharefine_sdk.training.trainer import init_weights
+    from alpharefine_sdk.weights.io import save_model_folder
+
+    torch.manual_seed(3)
+    old = build_net("mnv2_cmi").eval()
+    folder = save_model_folder(old, ModelConfig(architecture="mnv2_cmi"), tmp_path / "old")
+    new = build_net("mnv2_cmi2")
+    init_weights(new, str(folder))
+    new.eval()
+    t, s = torch.randn(2, 3, 256, 256), torch.randn(2, 3, 256, 256)
+    box = torch.tensor([[40.0, 50, 200, 180], [90, 90, 160, 170]])
+    with torch.no_grad():
+        a = old.search_scored(s, old.template_kernel(t), box)
+        b = new.search_scored(s, new.template_kernel(t), box)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])

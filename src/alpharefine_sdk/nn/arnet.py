@@ -56,6 +56,7 @@ class RefinerNet(nn.Module):
         template_cells: int = 8,
         input_size: int = 256,
         iou_head: Optional[IoUHead] = None,
+        iou_tap: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.feature_extractor = feature_extractor
@@ -68,6 +69,7 @@ class RefinerNet(nn.Module):
         self.template_cells = template_cells
         self.input_size = input_size
         self.iou_head = iou_head
+        self.iou_tap = iou_tap  # a finer backbone tap the IoU head also reads (AlignedIoUHead)
 
     def template_kernel(self, images: Tensor) -> Tensor:
         """Template kernel ``[B, C, cells, cells]`` from normalised template crops ``[B, 3, S, S]``."""
@@ -87,6 +89,8 @@ class RefinerNet(nn.Module):
         pixels) asks for the IoU logits and needs a net with an ``iou_head``.
         """
         taps = (*self.mask_taps, self.deep_tap) if with_mask else (self.deep_tap,)
+        if input_corners is not None and self.iou_tap is not None and self.iou_tap not in taps:
+            taps = (self.iou_tap, *taps)
         feats = self.feature_extractor(images, taps)
         x = self.fusion(kernel, feats[self.deep_tap])
         scores = self.corner_head.score_maps(x)
@@ -97,8 +101,9 @@ class RefinerNet(nn.Module):
                 raise ValueError("this architecture has no IoU head; call search() without input corners")
             # the IoU head reads detached features: training it never moves the boxes
             size = float(images.shape[-1])
+            extra = () if self.iou_tap is None else (feats[self.iou_tap].detach(),)
             iou = self.iou_head(
-                x.detach(), scores.detach(), corners.detach().float() / size, input_corners.float() / size
+                x.detach(), scores.detach(), corners.detach().float() / size, input_corners.float() / size, *extra
             )
         mask_logits = None
         if with_mask:

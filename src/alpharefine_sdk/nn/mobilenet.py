@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .arnet import RefinerNet
 from .fusion import CorrelationNeck
-from .heads import CornerHead, IoUHead, MaskHead, feature_adapters
+from .heads import AlignedIoUHead, CornerHead, IoUHead, MaskHead, feature_adapters
 
 # (expansion t, output channels c, repeats n, first stride s): torchvision's table, cut after the
 # 96-channel stage (features[14:] would be stride 32 and are never used).
@@ -136,4 +136,13 @@ def build_mnv2_cmi() -> RefinerNet:
     """``mnv2_cm`` plus a learned confidence (:class:`~alpharefine_sdk.nn.heads.IoUHead`)."""
     net = build_mnv2_cm()
     net.iou_head = IoUHead(64)
+    return net
+
+
+def build_mnv2_cmi2() -> RefinerNet:
+    """``mnv2_cmi`` whose confidence also samples each box on the fusion feature and on the stride-8
+    backbone feature (:class:`~alpharefine_sdk.nn.heads.AlignedIoUHead`); boxes and masks as ``mnv2_cmi``."""
+    net = build_mnv2_cm()
+    net.iou_head = AlignedIoUHead(64, fine_ch=32)
+    net.iou_tap = "f6"
     return net
