@@ -108,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     identity = {k: float(np.mean([iou(i, g) for i, _, g, *_ in rows])) for k, rows in data.items()}
     # models with a learned confidence: the score margin joins the grid (None = scores ignored)
     margins = (
-        [None, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1]
+        [None, -0.15, -0.1, -0.07, -0.05, -0.04, -0.03, -0.02, -0.01, 0.0, 0.05, 0.1]
         if any(r[4] is not None for rs in data.values() for r in rs)
         else [None]
     )

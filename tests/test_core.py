@@ -101,3 +101,25 @@ def test_superseded_model_loads_from_the_repository_folder():
     r = Refiner.from_pretrained(folder, device="cpu")
     assert r.config.extra["name"] == "mnv2-shared-v1"
     assert r.gate == Gate(min_iou=0.1, area_ratio=(0.33, 3.0), max_iou=0.85)
+
+
+def test_repository_models_load_with_their_gates_and_v5_keeps_v4s_boxes():
+    """Every opt-in model of the repository's models/ loads by folder with the gate its card states;
+    mnv2-cmi-v5 trained only its IoU head, so every other tensor equals mnv2-cmi-v4's."""
+    import torch
+
+    from alpharefine_sdk.weights.resolve import load_source
+
+    models = ROOT_DATA.parents[1] / "models"
+    for folder in sorted(p for p in models.iterdir() if (p / "config.json").is_file()):
+        r = Refiner.from_pretrained(folder, device="cpu", backend="torch")
+        assert r.config.extra["name"] == folder.name
+        assert r.gate is not None  # each card states the gate chosen on the validation sequences
+        assert r.engine.scores == r.config.architecture.startswith("mnv2_cmi")
+    v4 = load_source(models / "mnv2-cmi-v4")[0].state_dict()
+    v5 = load_source(models / "mnv2-cmi-v5")[0].state_dict()
+    shared = [k for k in v5 if not k.startswith("iou_head.")]
+    assert shared and all(torch.equal(v4[k], v5[k]) for k in shared)
+    assert Refiner.from_pretrained(models / "mnv2-cmi-v5", device="cpu").gate == Gate(
+        min_iou=0.1, area_ratio=(0.0, 1e9), max_iou=1.0, score_margin=-0.03
+    )
