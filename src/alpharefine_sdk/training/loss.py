@@ -54,6 +54,14 @@ class LossWeights:
 RANK_TEMPERATURE = 0.02  # IoU units: estimates 0.02 apart give odds e : 1 in the ranking loss
 
 
+def rank_accuracy(est: Tensor, target: Tensor) -> float:
+    """Share of (refined, input) pairs ``[B, 2]`` whose better box the estimates rate higher, each pair
+    weighted by the IoU a wrong choice loses (what the gate's choice is worth)."""
+    cost = (target[:, 0] - target[:, 1]).abs()
+    right = ((est[:, 0] > est[:, 1]) == (target[:, 0] > target[:, 1])).float()
+    return float((cost * right).sum() / cost.sum().clamp(min=1e-6))
+
+
 def box_iou_giou(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
     """IoU and generalised IoU of ``[B, 4]`` corner boxes ``(x1, y1, x2, y2)`` (float32)."""
     a, b = a.float(), b.float()
@@ -117,7 +125,6 @@ def refiner_loss(
             per = F.binary_cross_entropy_with_logits(odds, better, reduction="none")
             rank = (cost * per).sum() / cost.sum().clamp(min=1e-6)
             loss = loss + weights.rank * rank
-            right = ((odds.detach() > 0).float() == better).float()
-            parts["rank_acc"] = float((cost * right).sum() / cost.sum().clamp(min=1e-6))
+            parts["rank_acc"] = rank_accuracy(est.detach(), target)
     parts["loss"] = float(loss.detach())
     return loss, parts

@@ -25,7 +25,7 @@ from ..nn.registry import build_net
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchStream, WorkerStream, build_sampler, build_validation
-from .loss import TrainForward, refiner_loss
+from .loss import TrainForward, rank_accuracy, refiner_loss
 
 MODEL_DIR = "model"
 
@@ -297,9 +297,8 @@ class Trainer:
             chosen = np.where(q[:, 0] >= q[:, 1], after, before)
             result["val_iou_chosen"] = float(chosen.mean())
             result["val_iou_err"] = float(np.abs(q - np.stack([after, before], 1)).mean())
-            cost = np.abs(after - before)
-            right = (q[:, 0] > q[:, 1]) == (after > before)
-            result["val_rank_acc"] = float((cost * right).sum() / max(cost.sum(), 1e-9))
+            target = torch.from_numpy(np.stack([after, before], 1))
+            result["val_rank_acc"] = rank_accuracy(torch.from_numpy(q).double(), target.double())
         return result
 
     def run(self, max_minutes: Optional[float] = None) -> Dict[str, Any]:
