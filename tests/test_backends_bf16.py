@@ -36,6 +36,10 @@ def test_bf16_error_in_documented_range(ar34, backend, golden):
     corners, _ = eng.search(searches[idx], eng.template(templates[golden["template_index"][idx]]))
     assert corners.dtype == np.float32
     err = np.abs(corners - golden["corners"][idx]).max(axis=1)
+    if backend == "openvino" and "BF16" not in eng._capabilities():
+        # a CPU without native bf16 (no AVX512-BF16 / AMX): OpenVINO runs f32 and the engine said so
+        assert np.median(err) < 1e-2 and err.max() < 0.1
+        return
     # bf16 is not exact (docs/backends.md: median ~3 px, max ~20 px of a 256 px crop) but not garbage
     assert 1e-3 < np.median(err) < 8.0 and err.max() < 40.0
 
@@ -44,6 +48,7 @@ def test_openvino_precision_hint_is_pinned(ar34):
     pytest.importorskip("openvino")
     fp32 = backend_refiner(ar34, "openvino", "fp32").engine
     bf16 = backend_refiner(ar34, "openvino", "bf16").engine
-    for eng, want in ((fp32, "float32"), (bf16, "bfloat16")):
+    native = "BF16" in bf16._capabilities()  # without native bf16 OpenVINO keeps f32 (the engine warns)
+    for eng, want in ((fp32, "float32"), (bf16, "bfloat16" if native else "float32")):
         for compiled in eng._compiled.values():
             assert f"'{want}'" in str(compiled.get_property("INFERENCE_PRECISION_HINT"))  # "<Type: 'float32'>"

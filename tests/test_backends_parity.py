@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHECKPOINT, need
+from conftest import CHECKPOINT, CORNER_TOL, need
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -86,7 +86,7 @@ def test_corners_match_goldens(ar34, backend, golden, crops):
     corners, masks = eng.search(searches, k, with_mask=False)
     assert masks is None
     assert corners.dtype == np.float32 and corners.shape == (len(searches), 4)
-    np.testing.assert_allclose(corners, golden["corners"], rtol=0, atol=2e-3)
+    np.testing.assert_allclose(corners, golden["corners"], rtol=0, atol=CORNER_TOL)
 
 
 def test_masks_match_goldens(ar34, backend, golden, crops):
@@ -95,7 +95,7 @@ def test_masks_match_goldens(ar34, backend, golden, crops):
     idx = golden["mask_case"].astype(int)
     kernels = eng.template(templates[golden["template_index"][idx]])
     corners, masks = eng.search(searches[idx], kernels, with_mask=True)
-    np.testing.assert_allclose(corners, golden["corners"][idx], rtol=0, atol=2e-3)
+    np.testing.assert_allclose(corners, golden["corners"][idx], rtol=0, atol=CORNER_TOL)
     assert masks.dtype == np.float32 and masks.shape == (len(idx), 256, 256)
     np.testing.assert_allclose(masks, golden["mask_crop_u16"] / 65535.0, rtol=0, atol=1e-4)
 
@@ -109,7 +109,7 @@ def test_refine_end_to_end(ar34, backend, golden, parity_frames, case):
     res = r.refine(parity_frames[golden["test_frame"][case]], golden["input_box"][case], mask=with_mask)
     box, mask = res.network_box, res.mask  # the network's box, also where it is degenerate (case 32)
     _, _, ws, hs = golden["search_window"][case]
-    tol = 2e-3 * max(1.0, ws / 256, hs / 256)
+    tol = CORNER_TOL * max(1.0, ws / 256, hs / 256)
     np.testing.assert_allclose(box, golden["box"][case], rtol=0, atol=tol)
     if with_mask:
         np.testing.assert_allclose(mask, golden[f"mask_frame_u16_{case:02d}"] / 65535.0, rtol=0, atol=1e-4)

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_batchnorm
+from conftest import CORNER_TOL, randomize_batchnorm
 from torch import nn
 
 from alpharefine_sdk import refine_many
@@ -24,11 +24,11 @@ from alpharefine_sdk.geometry.normalize import normalize_crops
 from alpharefine_sdk.nn.heads import soft_argmax
 
 CUDA = torch.cuda.is_available()
-SCORE_TOL, CORNER_TOL = 5e-4, 2e-3  # ../shared/parity/README.md section 4
+SCORE_TOL = 5e-4  # ../shared/parity/README.md section 4; CORNER_TOL: conftest
 # Corners of this case move ~40 px per unit of logit error (two near-tied peaks): any reordering of
 # the fp32 sums (channels-last alone, unfolded, gives 6e-3 px) moves them past 2e-3 px while its
 # score maps stay within 5e-4. See docs/gpu.md.
-SENSITIVE = {"aspect_wide_40to1": 5e-3}
+SENSITIVE = {"aspect_wide_40to1": max(5e-3, CORNER_TOL)}
 
 
 def _png(golden, key: str, i: int) -> np.ndarray:

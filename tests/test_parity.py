@@ -11,6 +11,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from conftest import CORNER_TOL
 
 from alpharefine_sdk.geometry.crop import box_from_corners, crop_patch, crop_window, paste_mask
 from alpharefine_sdk.geometry.normalize import normalize_crops
@@ -89,7 +90,7 @@ def test_network_from_golden_crops(golden, ar34):
         scores = net.corner_head.score_maps(fusion).numpy()
         corners = net.corner_head(fusion).numpy()
     assert np.abs(scores - golden["score_maps"][idx]).max() < 5e-4
-    assert np.abs(corners - golden["corners"][idx]).max() < 2e-3
+    assert np.abs(corners - golden["corners"][idx]).max() < CORNER_TOL
 
 
 def test_box_mapping_from_golden_corners(golden):
@@ -125,7 +126,7 @@ def test_end_to_end_public_api(golden, parity_frames, refiner):
             assert not res.gated and res.reason is None
             np.testing.assert_array_equal(box, res.network_box)
         win = crop_window(golden["input_box"][i])
-        tol = 2e-3 * max(1.0, win.ws / 256, win.hs / 256)
+        tol = CORNER_TOL * max(1.0, win.ws / 256, win.hs / 256)
         err = np.abs(res.network_box - golden["box"][i]).max()  # parity: the network's box, every case
         worst = max(worst, err / tol)
         assert err < tol, (golden["case_name"][i], err, tol)
