@@ -197,14 +197,12 @@ def test_box_sampling_equals_grid_sample(box, cells, grid, context):
     with zero padding at the same points, for boxes inside, across and outside the map."""
     import torch.nn.functional as F
 
-    from alpharefine_sdk.nn.heads import box_sample_weights
+    from alpharefine_sdk.nn.heads import sample_box
 
     x1, y1, x2, y2 = box
     b = torch.tensor([[min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]])
     f = torch.randn(1, 3, cells, cells, generator=torch.Generator().manual_seed(cells))
-    wy = box_sample_weights(b[:, 1], b[:, 3], cells, grid, context)
-    wx = box_sample_weights(b[:, 0], b[:, 2], cells, grid, context)
-    mine = wy[:, None] @ f @ wx[:, None].transpose(-1, -2)
+    mine = sample_box(f, b, grid, context)
     t = (torch.arange(grid) + 0.5) / grid * 2 - 1
     mid, half = (b[0, :2] + b[0, 2:]) / 2, (b[0, 2:] - b[0, :2]) * context / 2
     gx, gy = (mid[0] + half[0] * t) * 2 - 1, (mid[1] + half[1] * t) * 2 - 1

@@ -185,6 +185,15 @@ def box_sample_weights(lo: Tensor, hi: Tensor, cells: int, grid: int, context: f
     return (1 - (pos[..., None] - idx).abs()).clamp(min=0)
 
 
+def sample_box(feat: Tensor, box: Tensor, grid: int, context: float) -> Tensor:
+    """``grid x grid`` bilinear samples ``[B, C, grid, grid]`` of ``feat`` ``[B, C, H, W]`` over each
+    box ``[B, 4]`` (crop units, ``x1, y1, x2, y2``) widened ``context`` times (see
+    :func:`box_sample_weights`)."""
+    wy = box_sample_weights(box[:, 1], box[:, 3], feat.shape[-2], grid, context).to(feat.dtype)
+    wx = box_sample_weights(box[:, 0], box[:, 2], feat.shape[-1], grid, context).to(feat.dtype)
+    return wy[:, None] @ feat @ wx[:, None].transpose(-1, -2)
+
+
 class AlignedIoUHead(IoUHead):
     """:class:`IoUHead` plus features sampled inside and around each of the two boxes (IoU-Net's
     idea): ``grid x grid`` bilinear samples of the box, widened ``context`` times, from the fusion
@@ -208,10 +217,7 @@ class AlignedIoUHead(IoUHead):
         nn.init.zeros_(self.box_out.bias)
 
     def _sample(self, feat: Tensor, box: Tensor) -> Tensor:
-        g, c = self.box_grid, self.context
-        wy = box_sample_weights(box[:, 1], box[:, 3], feat.shape[-2], g, c).to(feat.dtype)
-        wx = box_sample_weights(box[:, 0], box[:, 2], feat.shape[-1], g, c).to(feat.dtype)
-        return (wy[:, None] @ feat @ wx[:, None].transpose(-1, -2)).flatten(1)
+        return sample_box(feat, box, self.box_grid, self.context).flatten(1)
 
     def _embed(self, coarse: Tensor, fine: Tensor, box: Tensor) -> Tensor:
         z = torch.cat([self._sample(coarse, box).float(), self._sample(fine, box).float(), box], dim=1)
