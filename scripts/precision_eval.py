@@ -21,6 +21,9 @@ from typing import Dict, List
 import numpy as np
 
 DATA = Path("../shared/data")
+#: One dumped record: sequence index, level index, ground truth, input box, network box (x, y, w, h),
+#: predicted IoUs of the network box and of the input box (NaN for models without a confidence).
+DUMP_COLUMNS = ["seq", "level", "gx", "gy", "gw", "gh", "ix", "iy", "iw", "ih", "nx", "ny", "nw", "nh", "s_net", "s_in"]
 LEVELS = {"exact": 0.0, "0.05": 0.05, "0.10": 0.10, "0.25": 0.25, "0.50": 0.50}
 
 
@@ -39,8 +42,10 @@ def _jitter(gt: np.ndarray, level: float, rng: np.random.Generator, hw) -> np.nd
     return gt.copy()
 
 
-def evaluate_model(source: str, seqs, step: int, seed: int = 0, margins=()) -> Dict[str, object]:
-    """``margins``: also score the gate ``Gate(score_margin=m)`` for each m (models with scores)."""
+def evaluate_model(source: str, seqs, step: int, seed: int = 0, margins=(), dump=None) -> Dict[str, object]:
+    """``margins``: also score the gate ``Gate(score_margin=m)`` for each m (models with scores).
+    ``dump``: a list that receives one record per refined box (sequence, level, ground truth, input
+    box, network box, predicted IoUs) for offline study of gates."""
     from alpharefine_sdk import Refiner
     from alpharefine_sdk.boxes import iou
     from alpharefine_sdk.gate import Gate
@@ -80,6 +85,9 @@ def evaluate_model(source: str, seqs, step: int, seed: int = 0, margins=()) -> D
                     ok = g.accept(jb, net, scores) if isinstance(g, Gate) else g.accept(jb, net)
                     return iou(net if ok else jb, gt)
 
+                if dump is not None:
+                    sc = scores if scores is not None else (np.nan, np.nan)
+                    dump.append((k, j, *gt, *jb, *net, *sc))
                 a, b, c = iou(jb, gt), iou(net, gt), take(gate)
                 rows[lv]["input"].append(a)
                 rows[lv]["network"].append(b)
@@ -140,6 +148,7 @@ def main() -> int:
     ap.add_argument("--step", type=int, default=3, help="every n-th frame")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--out", default=None, help="write results.json and table.md here")
+    ap.add_argument("--dump", default=None, help="write each model's per-box records to DIR/<model>.npz")
     ap.add_argument("--margins", type=float, nargs="*", default=[], help="also score Gate(score_margin=m) alone")
     a = ap.parse_args()
     import torch
@@ -148,7 +157,19 @@ def main() -> int:
     from alpharefine_sdk.eval.datasets import find_sequences
 
     seqs = find_sequences(a.sequences)
-    results = [evaluate_model(m, seqs, a.step, margins=a.margins) for m in a.models]
+    results = []
+    for m in a.models:
+        records: List[tuple] = []
+        results.append(evaluate_model(m, seqs, a.step, margins=a.margins, dump=records if a.dump else None))
+        if a.dump:
+            Path(a.dump).mkdir(parents=True, exist_ok=True)
+            np.savez(
+                Path(a.dump) / f"{Path(m).name}.npz",
+                records=np.asarray(records, dtype=np.float64),
+                columns=np.array(DUMP_COLUMNS),
+                sequences=np.array([s.name for s in seqs]),
+                levels=np.array(list(LEVELS)),
+            )
     md = f"{len(seqs)} sequences, every {a.step}th frame, {results[0]['frames_per_level']} frames per level\n\n"
     md += markdown(results)
     print(md)
