@@ -317,10 +317,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from alpharefine_sdk.backends import auto_backend
+    from alpharefine_sdk.backends import OPTIONS, auto_backend
 
     engine = auto_backend("fp32", "cpu") if args.backend == "auto" else args.backend
-    opts = {"threads": args.threads} if engine in ("onnxruntime", "openvino") else {}
+    opts = {"threads": args.threads} if "threads" in OPTIONS.get(engine, ()) else {}
     refiner = Refiner.from_pretrained(args.model, device="cpu", backend=args.backend, **opts)
     kw = {}
     if args.gate_min_iou is not None:

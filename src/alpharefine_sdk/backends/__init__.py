@@ -12,15 +12,13 @@ import importlib.util
 import logging
 from typing import Any, Optional
 
-from .base import check_options
+from .base import OPTIONS, check_options
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime"}
 # backend="auto" on CPU: the first of these whose runtime is installed, per precision. Exact
 # (fp32) first: ONNX Runtime and OpenVINO run the cached ONNX export; torch is always there.
 AUTO_ORDER = {"fp32": ("onnxruntime", "openvino", "torch"), "bf16": ("openvino", "torch"), "fp16": ("torch",)}
-OPTIONS = {"torch": ("fold_bn", "channels_last", "compile"), "onnxruntime": ("onnx_dir", "threads", "spin"),
-           "openvino": ("onnx_dir", "threads", "device_name")}  # fmt: skip
 _RUNTIMES = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
 
 log = logging.getLogger(__name__)

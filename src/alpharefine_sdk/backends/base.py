@@ -11,6 +11,10 @@ from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence, Tuple, 
 
 import numpy as np
 
+# The options each engine takes (keyword arguments of ``Refiner(..., backend=..., **options)``).
+OPTIONS = {"torch": ("fold_bn", "channels_last", "compile"), "onnxruntime": ("onnx_dir", "threads", "spin"),
+           "openvino": ("onnx_dir", "threads", "device_name")}  # fmt: skip
+
 
 @runtime_checkable
 class Engine(Protocol):

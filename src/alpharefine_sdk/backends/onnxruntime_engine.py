@@ -12,9 +12,7 @@ from .._optional import require
 from ..config import ModelConfig
 from ..nn.arnet import RefinerNet
 from . import _common as C
-from .base import check_options
-
-OPTIONS = ("onnx_dir", "threads", "spin")
+from .base import OPTIONS, check_options
 
 
 class OnnxRuntimeEngine(C.ExportedGraphEngine):
@@ -34,7 +32,7 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
 
     def __init__(self, net: RefinerNet, config: ModelConfig, *, precision: str = "fp32", **options: Any) -> None:
         self._ort = require("onnxruntime")
-        check_options("onnxruntime", options, OPTIONS)
+        check_options("onnxruntime", options, OPTIONS["onnxruntime"])
         if precision != "fp32":
             raise ValueError(
                 f"backend='onnxruntime' runs fp32 only; got precision={precision!r}. "

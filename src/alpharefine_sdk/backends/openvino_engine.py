@@ -13,10 +13,9 @@ from .._optional import require
 from ..config import ModelConfig
 from ..nn.arnet import RefinerNet
 from . import _common as C
-from .base import check_options
+from .base import OPTIONS, check_options
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
-OPTIONS = ("onnx_dir", "threads", "device_name")
 
 
 class OpenVinoEngine(C.ExportedGraphEngine):
@@ -33,7 +32,7 @@ class OpenVinoEngine(C.ExportedGraphEngine):
 
     def __init__(self, net: RefinerNet, config: ModelConfig, *, precision: str = "fp32", **options: Any) -> None:
         self._ov = require("openvino")
-        check_options("openvino", options, OPTIONS)
+        check_options("openvino", options, OPTIONS["openvino"])
         if precision not in PRECISIONS:
             raise ValueError(f"backend='openvino' supports precision 'fp32' or 'bf16'; got {precision!r}")
         self.net, self.config, self.precision, self.options = net, config, precision, dict(options)

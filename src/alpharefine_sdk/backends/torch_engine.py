@@ -20,11 +20,10 @@ import torch
 from ..config import ModelConfig
 from ..geometry.normalize import normalize_crops, normalize_crops_nhwc, normalize_crops_torch
 from ..nn.arnet import RefinerNet
-from .base import check_options
+from .base import OPTIONS, check_options
 from .fold import fold_batch_norms
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-OPTIONS = ("fold_bn", "channels_last", "compile")
 
 
 def default_device(device: Optional[str] = None) -> torch.device:
@@ -59,7 +58,7 @@ class TorchEngine:
         precision: str = "fp32",
         **options: Any,
     ) -> None:
-        check_options("torch", options, OPTIONS)
+        check_options("torch", options, OPTIONS["torch"])
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
         self.device = default_device(device)
