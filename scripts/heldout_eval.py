@@ -287,6 +287,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--gate-min-iou", type=float, default=None, help="gate min_iou (default: Gate's default)")
     p.add_argument("--gate-area", type=float, nargs=2, default=None, help="gate area_ratio low high")
     p.add_argument("--gate-max-iou", type=float, default=None, help="gate max_iou")
+    p.add_argument("--gate-score-margin", type=float, default=None, help="gate score_margin (learned confidence)")
     p.add_argument("--skip-trackers", action="store_true", help="only the jitter test")
     p.add_argument(
         "--posthoc-only",
@@ -329,6 +330,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         kw["area_ratio"] = tuple(args.gate_area)
     if args.gate_max_iou is not None:
         kw["max_iou"] = args.gate_max_iou
+    if args.gate_score_margin is not None:
+        kw["score_margin"] = args.gate_score_margin
     # the model's own gate (config.json extra.gate) unless gate options are given
     gate = Gate(**kw) if kw or refiner.gate is None else refiner.gate
     seqs = find_sequences(DATA / "sequences")

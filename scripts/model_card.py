@@ -41,7 +41,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # The gate evaluated on the held-out sequences becomes the model's recommended gate
     # (Refiner.from_pretrained(gate="auto") applies it).
     config = json.loads((src / "config.json").read_text())
-    config.setdefault("extra", {})["gate"] = {k: held["gate"][k] for k in ("min_iou", "area_ratio", "max_iou")}
+    config.setdefault("extra", {})["gate"] = {k: v for k, v in held["gate"].items() if v is not None}
     config["extra"].setdefault("eval_results", [])  # {"dataset", "metric", "value", "name"}: the card's model-index
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     table = (Path(args.heldout) / "table.md").read_text()
@@ -64,8 +64,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "",
         f"Test sequences (never used for training, validation or the gate): {', '.join(held['sequences'])} "
         "(`../shared/data/sequences`: OTB, VOT, GOT-10k, LaSOT and DAVIS layouts). Gate used: "
-        f"min_iou {g['min_iou']}, area ratio {g['area_ratio'][0]}..{g['area_ratio'][1]}, max_iou {g['max_iou']}. "
-        "CIs: paired bootstrap over the 7 sequences (10,000 resamples). Identity = the input box unchanged.",
+        f"min_iou {g['min_iou']}, area ratio {g['area_ratio'][0]}..{g['area_ratio'][1]}, max_iou {g['max_iou']}"
+        + (f", score_margin {g['score_margin']}. " if g.get("score_margin") is not None else ". ")
+        + "CIs: paired bootstrap over the 7 sequences (10,000 resamples). Identity = the input box unchanged.",
         "",
         table.replace("## ", "### ").rstrip(),
         "",
