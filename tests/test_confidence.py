@@ -211,6 +211,50 @@ def test_box_sampling_equals_grid_sample(box, cells, grid, context):
     torch.testing.assert_close(mine, ref, atol=1e-5, rtol=1e-5)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    boxes=st.lists(st.tuples(*[st.floats(-0.3, 1.3, allow_nan=False)] * 4), min_size=1, max_size=3),
+    h=st.integers(1, 20),
+    w=st.integers(1, 20),
+    grid=st.integers(1, 6),
+)
+def test_many_boxes_per_map_equal_grid_sample(boxes, h, w, grid):
+    """``sample_boxes`` (K boxes per map in one pass, square or not) equals ``grid_sample`` at each
+    box's points: the batched form the IoU head runs is the same bilinear RoI-align."""
+    import torch.nn.functional as F
+
+    from alpharefine_sdk.nn.heads import sample_boxes
+
+    b = torch.tensor([[min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)] for x1, y1, x2, y2 in boxes])
+    f = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(h * 31 + w))
+    mine = sample_boxes(f, b[None].expand(2, -1, -1), grid, 1.25)
+    assert mine.shape == (2, len(boxes), 3, grid, grid)
+    t = (torch.arange(grid) + 0.5) / grid * 2 - 1
+    for k in range(len(boxes)):
+        mid, half = (b[k, :2] + b[k, 2:]) / 2, (b[k, 2:] - b[k, :2]) * 1.25 / 2
+        gx, gy = (mid[0] + half[0] * t) * 2 - 1, (mid[1] + half[1] * t) * 2 - 1
+        pts = torch.stack([gx[None, :].expand(grid, grid), gy[:, None].expand(grid, grid)], dim=-1)
+        ref = F.grid_sample(f, pts[None].expand(2, -1, -1, -1), align_corners=False, padding_mode="zeros")
+        torch.testing.assert_close(mine[:, k], ref, atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(1, 3), h=st.integers(1, 20), w=st.integers(1, 20), stride=st.sampled_from([4, 8, 16]))
+def test_soft_argmax_is_the_expected_cell_position(k, h, w, stride):
+    """``soft_argmax`` over K maps at once: for each map, the softmax-weighted mean of the cells'
+    ``(stride*col, stride*row)``, written out element by element."""
+    from alpharefine_sdk.nn.heads import soft_argmax
+
+    s = torch.randn(2, k, h, w, generator=torch.Generator().manual_seed(k * 400 + h * 20 + w)) * 3
+    out = soft_argmax(s, stride)
+    assert out.shape == (2, 2 * k) and out.dtype == torch.float32
+    p = torch.softmax(s.double().reshape(2, k, -1), dim=-1).reshape(2, k, h, w)
+    cols = torch.arange(w, dtype=torch.float64) * stride
+    rows = torch.arange(h, dtype=torch.float64) * stride
+    ref = torch.stack([(p * cols).sum((-1, -2)), (p * rows[:, None]).sum((-1, -2))], dim=-1).reshape(2, 2 * k)
+    torch.testing.assert_close(out.double(), ref, atol=1e-4, rtol=1e-5)
+
+
 def test_aligned_head_starts_as_the_model_it_is_initialised_from(tmp_path):
     """``mnv2_cmi2`` built from an ``mnv2_cmi`` model's weights predicts exactly what it did (the
     box branch starts at zero); training then changes only the IoU head (tests/test_train.py)."""

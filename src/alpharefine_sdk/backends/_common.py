@@ -71,7 +71,7 @@ def corners_from_scores(scores: np.ndarray, stride: int) -> np.ndarray:
 
     s = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
     with torch.inference_mode():
-        c = torch.cat([soft_argmax(s[:, :1], stride), soft_argmax(s[:, 1:], stride)], dim=1)
+        c = soft_argmax(s, stride)
     return c.numpy()
 
 

@@ -1,6 +1,6 @@
 """The ONNX export of a network, made once per weights and kept in the Hugging Face cache folder.
 
-``HF_HOME/assets/alpharefine-sdk/onnx-v<format>/<weights sha256>/`` (``huggingface_hub``'s
+``HF_HOME/assets/alpharefine-sdk/onnx-v<format>-opset<opset>-g<graph revision>/graphs/<weights sha256>/`` (``huggingface_hub``'s
 assets cache, so ``HF_HOME`` and ``HF_ASSETS_CACHE`` move it) holds the template, box and box +
 mask graphs of one set of weights, written by :func:`~.onnx_export.export_graphs` and checked
 against the network once, when written. Later processes load it without exporting again. A new
@@ -20,11 +20,19 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..config import ModelConfig
-from .onnx_export import DEFAULT_OPSET, FORMAT_VERSION, export_graphs, read_manifest, verify_export, weights_fingerprint
+from .onnx_export import (
+    DEFAULT_OPSET,
+    FORMAT_VERSION,
+    GRAPH_REVISION,
+    export_graphs,
+    read_manifest,
+    verify_export,
+    weights_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 LIBRARY = "alpharefine-sdk"
-NAMESPACE = f"onnx-v{FORMAT_VERSION}-opset{DEFAULT_OPSET}"
+NAMESPACE = f"onnx-v{FORMAT_VERSION}-opset{DEFAULT_OPSET}-g{GRAPH_REVISION}"
 MAX_ENTRIES = 8  # exports kept; the least recently used beyond that are removed
 
 

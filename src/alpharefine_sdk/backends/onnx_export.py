@@ -37,6 +37,9 @@ MANIFEST = "export.json"
 CONFIG = "config.json"
 FORMAT = "alpharefine-sdk-onnx"
 FORMAT_VERSION = 1
+# the graphs this library writes for given weights; bumped when they change (same function, new
+# graph), so the export cache makes new ones instead of serving the old
+GRAPH_REVISION = 2
 DEFAULT_OPSET = 17
 GRAPH_FILES = {"template": "template.onnx", "box": "search_box.onnx", "mask": "search_mask.onnx"}
 PathLike = Union[str, Path]

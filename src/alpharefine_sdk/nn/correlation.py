@@ -24,7 +24,9 @@ def pixelwise_correlation(kernel: Tensor, search: Tensor) -> Tensor:
         raise ValueError(
             f"kernel {tuple(kernel.shape)} and search {tuple(search.shape)} must agree in batch and channels"
         )
-    b, c, h, w = search.shape
-    k = kernel.flatten(2).transpose(1, 2)  # [B, kh*kw, C]
-    out = k @ search.flatten(2)  # [B, kh*kw, H*W]
-    return out.view(b, k.shape[1], h, w)
+    # sizes other than the batch as Python ints: an ONNX export traces fewer Shape/Gather chains
+    b, c, h, w = search.shape[0], int(search.shape[1]), int(search.shape[2]), int(search.shape[3])
+    cells = int(kernel.shape[2]) * int(kernel.shape[3])
+    k = kernel.reshape(-1, c, cells).transpose(1, 2)  # [B, kh*kw, C]
+    out = k @ search.reshape(-1, c, h * w)  # [B, kh*kw, H*W]
+    return out.view(b, cells, h, w)

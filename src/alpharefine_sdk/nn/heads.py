@@ -11,18 +11,37 @@ from torch import Tensor, nn
 from .fusion import conv_bn_relu
 
 
+def flatten_from(x: Tensor, start: int) -> Tensor:
+    """``x.flatten(start)`` with every size but the batch as a Python int, so an ONNX export
+    reshapes to a constant shape (a dynamic batch stays ``-1``) instead of a Shape/Gather chain."""
+    dims = [int(d) for d in x.shape[1:]]
+    tail = 1
+    for d in dims[start - 1 :]:
+        tail *= d
+    return x.reshape(-1, *dims[: start - 1], tail)
+
+
+def cell_coordinates(h: int, w: int, stride: int, device: torch.device) -> Tensor:
+    """``[h*w, 2]`` float32 ``(x, y)`` of every cell of an ``h x w`` map in row-major order: cell
+    ``(row, col)`` at ``(stride*col, stride*row)``. Built from Python ints, so an export folds it to
+    a constant."""
+    idx = torch.arange(h * w, device=device, dtype=torch.float32)
+    rows = torch.floor(idx / w)
+    return torch.stack([(idx - rows * w) * stride, rows * stride], dim=1)
+
+
 def soft_argmax(scores: Tensor, stride: int = 16) -> Tensor:
-    """Expected ``(x, y)`` of a softmax over a ``[B, 1, H, W]`` score map.
+    """Expected ``(x, y)`` of a softmax over each of the ``K`` maps of ``[B, K, H, W]`` scores:
+    ``[B, 2K]`` as ``(x_1, y_1, x_2, y_2, ...)``.
 
     Cell ``(row, col)`` sits at ``(stride*col, stride*row)`` (the cell's top-left, no half-cell
-    offset, as the released weights expect). Computed in float32 whatever the input dtype.
+    offset, as the released weights expect). Computed in float32 whatever the input dtype; all
+    maps in one softmax and one matrix product.
     """
-    b, _, h, w = scores.shape
+    h, w = int(scores.shape[-2]), int(scores.shape[-1])
     with torch.autocast(scores.device.type, enabled=False):
-        p = torch.softmax(scores.reshape(b, h * w).float(), dim=1)
-        xs = torch.arange(w, device=scores.device, dtype=torch.float32).repeat(h) * stride
-        ys = torch.arange(h, device=scores.device, dtype=torch.float32).repeat_interleave(w) * stride
-        return torch.stack([p @ xs, p @ ys], dim=1)
+        p = torch.softmax(flatten_from(scores, 2).float(), dim=-1)  # [B, K, H*W]
+        return flatten_from(p @ cell_coordinates(h, w, stride, scores.device), 1)
 
 
 class CornerHead(nn.Module):
@@ -51,7 +70,7 @@ class CornerHead(nn.Module):
 
     def corners_from_maps(self, s: Tensor) -> Tensor:
         """Corners ``[B, 4]`` from the logits of :meth:`score_maps`."""
-        return torch.cat([soft_argmax(s[:, :1], self.stride), soft_argmax(s[:, 1:], self.stride)], dim=1)
+        return soft_argmax(s, self.stride)
 
     def forward(self, x: Tensor) -> Tensor:
         """Corners ``[B, 4] = (x_tl, y_tl, x_br, y_br)`` in crop pixels (float32)."""
@@ -160,9 +179,8 @@ class IoUHead(nn.Module):
         self.out = nn.Linear(hidden, 2)
 
     def forward(self, x: Tensor, score_maps: Tensor, corners: Tensor, input_corners: Tensor) -> Tensor:
-        b = x.shape[0]
         with torch.autocast(x.device.type, enabled=False):
-            p = torch.softmax(score_maps.float().reshape(b, 2, -1), dim=-1)
+            p = torch.softmax(flatten_from(score_maps.float(), 2), dim=-1)
             peak = p.max(dim=-1).values  # how sure each corner map is
         feat = self.conv(torch.cat([x, score_maps.to(x.dtype)], dim=1))
         feat = adaptive_mean(feat, self.grid).flatten(1)
@@ -173,14 +191,14 @@ class IoUHead(nn.Module):
 
 
 def box_sample_weights(lo: Tensor, hi: Tensor, cells: int, grid: int, context: float) -> Tensor:
-    """Bilinear weights ``[B, grid, cells]`` that sample ``grid`` evenly spaced points across
-    ``[lo, hi]`` (crop units, ``[B]``) widened ``context`` times around its middle, on an axis of
-    ``cells`` feature cells (cell ``i`` centred at ``(i + 0.5) / cells``); points off the map get
-    zero weight. Two such matrices sample a box as ``Wy @ F @ Wx^T`` (exact bilinear RoI-align,
+    """Bilinear weights ``[..., grid, cells]`` that sample ``grid`` evenly spaced points across
+    ``[lo, hi]`` (crop units, any shape ``[...]``) widened ``context`` times around its middle, on an
+    axis of ``cells`` feature cells (cell ``i`` centred at ``(i + 0.5) / cells``); points off the map
+    get zero weight. Two such matrices sample a box as ``Wy @ F @ Wx^T`` (exact bilinear RoI-align,
     matrix products only, so every exporter takes it)."""
     mid, half = (lo + hi) / 2, (hi - lo).clamp(min=0) * (context / 2)
     t = (torch.arange(grid, device=lo.device, dtype=torch.float32) + 0.5) / grid * 2 - 1  # [-1, 1]
-    pos = (mid[:, None] + half[:, None] * t) * cells - 0.5  # [B, G] in cell indices
+    pos = (mid[..., None] + half[..., None] * t) * cells - 0.5  # [..., G] in cell indices
     idx = torch.arange(cells, device=lo.device, dtype=torch.float32)
     return (1 - (pos[..., None] - idx).abs()).clamp(min=0)
 
@@ -189,9 +207,20 @@ def sample_box(feat: Tensor, box: Tensor, grid: int, context: float) -> Tensor:
     """``grid x grid`` bilinear samples ``[B, C, grid, grid]`` of ``feat`` ``[B, C, H, W]`` over each
     box ``[B, 4]`` (crop units, ``x1, y1, x2, y2``) widened ``context`` times (see
     :func:`box_sample_weights`)."""
-    wy = box_sample_weights(box[:, 1], box[:, 3], feat.shape[-2], grid, context).to(feat.dtype)
-    wx = box_sample_weights(box[:, 0], box[:, 2], feat.shape[-1], grid, context).to(feat.dtype)
-    return wy[:, None] @ feat @ wx[:, None].transpose(-1, -2)
+    return sample_boxes(feat, box[:, None], grid, context)[:, 0]
+
+
+def sample_boxes(feat: Tensor, boxes: Tensor, grid: int, context: float) -> Tensor:
+    """:func:`sample_box` for ``K`` boxes per feature map at once: ``boxes`` ``[B, K, 4]`` ->
+    ``[B, K, C, grid, grid]`` (one pair of batched matrix products for all of them)."""
+    h, w = int(feat.shape[-2]), int(feat.shape[-1])
+    if h == w:  # both axes in one call: [B, K, 2, G, H], axis 0 = x, 1 = y
+        wxy = box_sample_weights(boxes[..., :2], boxes[..., 2:], h, grid, context).to(feat.dtype)
+        wx, wy = wxy[:, :, 0], wxy[:, :, 1]
+    else:
+        wy = box_sample_weights(boxes[..., 1], boxes[..., 3], h, grid, context).to(feat.dtype)  # [B, K, G, H]
+        wx = box_sample_weights(boxes[..., 0], boxes[..., 2], w, grid, context).to(feat.dtype)  # [B, K, G, W]
+    return wy[:, :, None] @ feat[:, None] @ wx[:, :, None].transpose(-1, -2)
 
 
 class AlignedIoUHead(IoUHead):
@@ -216,11 +245,12 @@ class AlignedIoUHead(IoUHead):
         nn.init.zeros_(self.box_out.weight)
         nn.init.zeros_(self.box_out.bias)
 
-    def _sample(self, feat: Tensor, box: Tensor) -> Tensor:
-        return sample_box(feat, box, self.box_grid, self.context).flatten(1)
-
-    def _embed(self, coarse: Tensor, fine: Tensor, box: Tensor) -> Tensor:
-        z = torch.cat([self._sample(coarse, box).float(), self._sample(fine, box).float(), box], dim=1)
+    def _embed(self, coarse: Tensor, fine: Tensor, boxes: Tensor) -> Tensor:
+        """Box embeddings ``[B, K, 128]`` of ``boxes`` ``[B, K, 4]`` (all K sampled in one pass)."""
+        g = self.box_grid
+        zc = flatten_from(sample_boxes(coarse, boxes, g, self.context), 2).float()
+        zf = flatten_from(sample_boxes(fine, boxes, g, self.context), 2).float()
+        z = torch.cat([zc, zf, boxes], dim=2)
         return F.relu(self.box_fc(z.to(self.box_fc.weight.dtype)))
 
     def forward(  # type: ignore[override]
@@ -228,7 +258,7 @@ class AlignedIoUHead(IoUHead):
     ) -> Tensor:
         base = super().forward(x, score_maps, corners, input_corners)
         coarse, fine = self.box_coarse(x), self.box_fine(fine)
-        a = self._embed(coarse, fine, corners.float())
-        b = self._embed(coarse, fine, input_corners.float())
+        both = self._embed(coarse, fine, torch.stack([corners.float(), input_corners.float()], dim=1))
+        a, b = both[:, 0], both[:, 1]
         z = F.relu(self.box_mix(torch.cat([a, b, a - b], dim=1)))
         return base + self.box_out(z).float()
