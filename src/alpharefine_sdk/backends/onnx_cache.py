@@ -1,8 +1,8 @@
 """The ONNX export of a network, made once per weights and kept in the Hugging Face cache folder.
 
-``HF_HOME/assets/alpharefine-sdk/onnx-v<format>-opset<opset>-g<graph revision>/graphs/<weights sha256>/`` (``huggingface_hub``'s
-assets cache, so ``HF_HOME`` and ``HF_ASSETS_CACHE`` move it) holds the template, box and box +
-mask graphs of one set of weights, written by :func:`~.onnx_export.export_graphs` and checked
+``HF_HOME/assets/alpharefine-sdk/onnx-v<format>-opset<opset>-g<graph revision>/graphs/<sha256>/``
+(``huggingface_hub``'s assets cache, so ``HF_HOME`` and ``HF_ASSETS_CACHE`` move it) holds the
+template, box and box + mask graphs of one set of weights, written by :func:`~.onnx_export.export_graphs` and checked
 against the network once, when written. Later processes load it without exporting again. A new
 folder appears atomically (exported next to it, then renamed), so concurrent processes never see
 half an export. Where the cache cannot be written the export goes to a temporary folder instead,

@@ -24,7 +24,9 @@ def pixelwise_correlation(kernel: Tensor, search: Tensor) -> Tensor:
         raise ValueError(
             f"kernel {tuple(kernel.shape)} and search {tuple(search.shape)} must agree in batch and channels"
         )
-    # sizes other than the batch as Python ints: an ONNX export traces fewer Shape/Gather chains
+    # sizes other than the batch as Python ints: an ONNX export traces fewer Shape/Gather chains.
+    # The output keeps the traced batch (not -1): the exporter then still knows the spatial sizes,
+    # which adaptive pooling downstream needs.
     b, c, h, w = search.shape[0], int(search.shape[1]), int(search.shape[2]), int(search.shape[3])
     cells = int(kernel.shape[2]) * int(kernel.shape[3])
     k = kernel.reshape(-1, c, cells).transpose(1, 2)  # [B, kh*kw, C]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -15,10 +16,7 @@ def flatten_from(x: Tensor, start: int) -> Tensor:
     """``x.flatten(start)`` with every size but the batch as a Python int, so an ONNX export
     reshapes to a constant shape (a dynamic batch stays ``-1``) instead of a Shape/Gather chain."""
     dims = [int(d) for d in x.shape[1:]]
-    tail = 1
-    for d in dims[start - 1 :]:
-        tail *= d
-    return x.reshape(-1, *dims[: start - 1], tail)
+    return x.reshape(-1, *dims[: start - 1], math.prod(dims[start - 1 :]))
 
 
 def cell_coordinates(h: int, w: int, stride: int, device: torch.device) -> Tensor:
