@@ -42,8 +42,9 @@ def _jitter(gt: np.ndarray, level: float, rng: np.random.Generator, hw) -> np.nd
     return gt.copy()
 
 
-def evaluate_model(source: str, seqs, step: int, seed: int = 0, margins=(), dump=None) -> Dict[str, object]:
-    """``margins``: also score the gate ``Gate(score_margin=m)`` for each m (models with scores).
+def evaluate_model(source: str, seqs, step: int, seed: int = 0, margins=(), dump=None, seeds=None) -> Dict[str, object]:
+    """``seeds``: jitter draws to pool (default ``[seed]``; more draws give more boxes per frame).
+    ``margins``: also score the gate ``Gate(score_margin=m)`` for each m (models with scores).
     ``dump``: a list that receives one record per refined box (sequence, level, ground truth, input
     box, network box, predicted IoUs) for offline study of gates."""
     from alpharefine_sdk import Refiner
@@ -60,51 +61,54 @@ def evaluate_model(source: str, seqs, step: int, seed: int = 0, margins=(), dump
     rows: Dict[str, Dict[str, List[float]]] = {k: {c: [] for c in cols} for k in LEVELS}
     per_seq: Dict[str, Dict[str, float]] = {}
     jac, jac_box = [], []
-    for k, seq in enumerate(seqs):
-        r = auto.clone()
-        r.gate = None  # the gates are applied below, on the same network box
-        r.initialize(seq.frame(0), seq.gt[0])
-        seq_rows = {lv: [] for lv in LEVELS}
-        masks = getattr(seq, "mask_paths", None) is not None
-        for i in range(1, len(seq), step):
-            gt = seq.gt[i]
-            if not np.isfinite(gt).all() or gt[2] <= 0 or gt[3] <= 0:
-                continue
-            frame = seq.frame(i)
-            for j, (lv, level) in enumerate(LEVELS.items()):
-                rng = np.random.default_rng([seed, k, i, j])
-                jb = _jitter(gt, level, rng, frame.shape[:2])
-                want_mask = masks and lv == "0.10"
-                res = r.refine(frame, jb, mask=want_mask)
-                net = res.box  # ungated: the network's box (the input box only when degenerate)
-                scores = None if res.score is None else (res.score, res.input_score)
+    draws = list(seeds) if seeds else [seed]
+    for sd in draws:
+        for k, seq in enumerate(seqs):
+            r = auto.clone()
+            r.gate = None  # the gates are applied below, on the same network box
+            r.initialize(seq.frame(0), seq.gt[0])
+            seq_rows = {lv: [] for lv in LEVELS}
+            masks = getattr(seq, "mask_paths", None) is not None
+            for i in range(1, len(seq), step):
+                gt = seq.gt[i]
+                if not np.isfinite(gt).all() or gt[2] <= 0 or gt[3] <= 0:
+                    continue
+                frame = seq.frame(i)
+                for j, (lv, level) in enumerate(LEVELS.items()):
+                    rng = np.random.default_rng([sd, k, i, j])
+                    jb = _jitter(gt, level, rng, frame.shape[:2])
+                    want_mask = masks and lv == "0.10"
+                    res = r.refine(frame, jb, mask=want_mask)
+                    net = res.box  # ungated: the network's box (the input box only when degenerate)
+                    scores = None if res.score is None else (res.score, res.input_score)
 
-                def take(g) -> float:
-                    if g is None:
-                        return iou(net, gt)
-                    ok = g.accept(jb, net, scores) if isinstance(g, Gate) else g.accept(jb, net)
-                    return iou(net if ok else jb, gt)
+                    def take(g) -> float:
+                        if g is None:
+                            return iou(net, gt)
+                        ok = g.accept(jb, net, scores) if isinstance(g, Gate) else g.accept(jb, net)
+                        return iou(net if ok else jb, gt)
 
-                if dump is not None:
-                    sc = scores if scores is not None else (np.nan, np.nan)
-                    dump.append((k, j, *gt, *jb, *net, *sc))
-                a, b, c = iou(jb, gt), iou(net, gt), take(gate)
-                rows[lv]["input"].append(a)
-                rows[lv]["network"].append(b)
-                rows[lv]["pipeline"].append(c)
-                rows[lv]["best"].append(max(a, b))
-                for name, g in extra.items():
-                    rows[lv][name].append(take(g))
-                seq_rows[lv].append(c)
-                if want_mask:
-                    m = np.asarray(seq.mask(i)) > 0
-                    pred = res.mask > 0.5
-                    jac.append((pred & m).sum() / max(1, (pred | m).sum()))
-                    boxm = np.zeros_like(m)
-                    x, y, w, h = (int(round(v)) for v in jb)
-                    boxm[max(0, y) : y + h, max(0, x) : x + w] = True
-                    jac_box.append((boxm & m).sum() / max(1, (boxm | m).sum()))
-        per_seq[seq.name] = {lv: float(np.mean(v)) for lv, v in seq_rows.items() if v}
+                    if dump is not None:
+                        sc = scores if scores is not None else (np.nan, np.nan)
+                        dump.append((k, j, *gt, *jb, *net, *sc))
+                    a, b, c = iou(jb, gt), iou(net, gt), take(gate)
+                    rows[lv]["input"].append(a)
+                    rows[lv]["network"].append(b)
+                    rows[lv]["pipeline"].append(c)
+                    rows[lv]["best"].append(max(a, b))
+                    for name, g in extra.items():
+                        rows[lv][name].append(take(g))
+                    seq_rows[lv].append(c)
+                    if want_mask:
+                        m = np.asarray(seq.mask(i)) > 0
+                        pred = res.mask > 0.5
+                        jac.append((pred & m).sum() / max(1, (pred | m).sum()))
+                        boxm = np.zeros_like(m)
+                        x, y, w, h = (int(round(v)) for v in jb)
+                        boxm[max(0, y) : y + h, max(0, x) : x + w] = True
+                        jac_box.append((boxm & m).sum() / max(1, (boxm | m).sum()))
+            if sd == draws[0]:
+                per_seq[seq.name] = {lv: float(np.mean(v)) for lv, v in seq_rows.items() if v}
     table = {lv: {k: float(np.mean(v)) for k, v in d.items()} for lv, d in rows.items()}
     return {
         "model": source,
@@ -149,6 +153,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--out", default=None, help="write results.json and table.md here")
     ap.add_argument("--dump", default=None, help="write each model's per-box records to DIR/<model>.npz")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="jitter draws to pool (default: 0)")
     ap.add_argument("--margins", type=float, nargs="*", default=[], help="also score Gate(score_margin=m) alone")
     a = ap.parse_args()
     import torch
@@ -160,7 +165,9 @@ def main() -> int:
     results = []
     for m in a.models:
         records: List[tuple] = []
-        results.append(evaluate_model(m, seqs, a.step, margins=a.margins, dump=records if a.dump else None))
+        results.append(
+            evaluate_model(m, seqs, a.step, margins=a.margins, dump=records if a.dump else None, seeds=a.seeds)
+        )
         if a.dump:
             Path(a.dump).mkdir(parents=True, exist_ok=True)
             np.savez(
@@ -170,7 +177,7 @@ def main() -> int:
                 sequences=np.array([s.name for s in seqs]),
                 levels=np.array(list(LEVELS)),
             )
-    md = f"{len(seqs)} sequences, every {a.step}th frame, {results[0]['frames_per_level']} frames per level\n\n"
+    md = f"{len(seqs)} sequences, every {a.step}th frame, {results[0]['frames_per_level']} boxes per level\n\n"
     md += markdown(results)
     print(md)
     if a.out:

@@ -136,11 +136,12 @@ def test_exported_engines_carry_the_scores(cmi_folder, backend, tmp_path, monkey
     np.testing.assert_allclose(a.mask, b.mask, atol=1e-4)
 
 
-@pytest.fixture(scope="module", params=["mnv2_cmi", "mnv2_cmi2"])
+@pytest.fixture(scope="module", params=["mnv2_cmi", "mnv2_cmi2", "mnv2_cmi3"])
 def cmi_folder_192(tmp_path_factory, request):
     """A random IoU-head network with 192 px crops (search factor 1.5): its 12x12 maps are pooled
     to the IoU head's 8x8 grid, a size ratio the ONNX exporters refuse as adaptive pooling; for
-    ``mnv2_cmi2`` the box-sampling branch is switched on (random instead of its zero start)."""
+    ``mnv2_cmi2`` and ``mnv2_cmi3`` the box-sampling and edge branches are switched on (random
+    instead of their zero start)."""
     from alpharefine_sdk.config import ModelConfig, Preprocessing
     from alpharefine_sdk.nn.registry import build_net
     from alpharefine_sdk.weights.io import save_model_folder
@@ -148,9 +149,11 @@ def cmi_folder_192(tmp_path_factory, request):
     arch = request.param
     torch.manual_seed(1)
     net = build_net(arch).eval()
-    if arch == "mnv2_cmi2":
-        with torch.no_grad():
+    with torch.no_grad():
+        if arch in ("mnv2_cmi2", "mnv2_cmi3"):
             net.iou_head.box_out.weight.normal_(0, 0.5)
+        if arch == "mnv2_cmi3":
+            net.iou_head.edge_fc.weight.normal_(0, 0.05)
     cfg = ModelConfig(architecture=arch, preprocessing=Preprocessing(search_factor=1.5, input_size=192))
     return save_model_folder(net, cfg, tmp_path_factory.mktemp(arch) / "model")
 
@@ -255,18 +258,23 @@ def test_soft_argmax_is_the_expected_cell_position(k, h, w, stride):
     torch.testing.assert_close(out.double(), ref, atol=1e-4, rtol=1e-5)
 
 
-def test_aligned_head_starts_as_the_model_it_is_initialised_from(tmp_path):
-    """``mnv2_cmi2`` built from an ``mnv2_cmi`` model's weights predicts exactly what it did (the
-    box branch starts at zero); training then changes only the IoU head (tests/test_train.py)."""
+@pytest.mark.parametrize("old_arch, new_arch", [("mnv2_cmi", "mnv2_cmi2"), ("mnv2_cmi2", "mnv2_cmi3")])
+def test_a_finer_head_starts_as_the_model_it_is_initialised_from(tmp_path, old_arch, new_arch):
+    """``mnv2_cmi2`` built from an ``mnv2_cmi`` model's weights (``mnv2_cmi3`` from ``mnv2_cmi2``)
+    predicts exactly what it did (the new branch starts at zero); training then changes only the IoU
+    head (tests/test_train.py)."""
     from alpharefine_sdk.config import ModelConfig
     from alpharefine_sdk.nn.registry import build_net
     from alpharefine_sdk.training.trainer import init_weights
     from alpharefine_sdk.weights.io import save_model_folder
 
     torch.manual_seed(3)
-    old = build_net("mnv2_cmi").eval()
-    folder = save_model_folder(old, ModelConfig(architecture="mnv2_cmi"), tmp_path / "old")
-    new = build_net("mnv2_cmi2")
+    old = build_net(old_arch).eval()
+    if old_arch == "mnv2_cmi2":  # its own box branch on, so the comparison is not of zeros
+        with torch.no_grad():
+            old.iou_head.box_out.weight.normal_(0, 0.5)
+    folder = save_model_folder(old, ModelConfig(architecture=old_arch), tmp_path / "old")
+    new = build_net(new_arch)
     init_weights(new, str(folder))
     new.eval()
     t, s = torch.randn(2, 3, 256, 256), torch.randn(2, 3, 256, 256)
@@ -275,3 +283,25 @@ def test_aligned_head_starts_as_the_model_it_is_initialised_from(tmp_path):
         a = old.search_scored(s, old.template_kernel(t), box)
         b = new.search_scored(s, new.template_kernel(t), box)
     assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    x=st.floats(0.0, 0.6),
+    y=st.floats(0.0, 0.6),
+    w=st.floats(0.01, 0.4),
+    h=st.floats(0.01, 0.4),
+    band=st.floats(0.05, 0.3),
+)
+def test_edge_strips_straddle_each_edge(x, y, w, h, band):
+    """Each strip is centred on its edge, ``2 * band`` x the side across it and the side along it."""
+    from alpharefine_sdk.nn.heads import edge_strips
+
+    box = torch.tensor([[[x, y, x + w, y + h]]], dtype=torch.float64)
+    s = edge_strips(box, band)[0].numpy()
+    assert s.shape == (4, 4)
+    mid = (s[:, :2] + s[:, 2:]) / 2
+    size = s[:, 2:] - s[:, :2]
+    edges = [(x, y + h / 2), (x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h)]
+    np.testing.assert_allclose(mid, edges, atol=1e-9)
+    np.testing.assert_allclose(size, [(2 * band * w, h), (w, 2 * band * h)] * 2, atol=1e-9)

@@ -8,7 +8,7 @@ Everything else (crops, boxes, masks in the frame) lives outside the network.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -56,7 +56,7 @@ class RefinerNet(nn.Module):
         template_cells: int = 8,
         input_size: int = 256,
         iou_head: Optional[IoUHead] = None,
-        iou_tap: Optional[str] = None,
+        iou_tap: Union[str, Sequence[str], None] = None,
     ) -> None:
         super().__init__()
         self.feature_extractor = feature_extractor
@@ -69,7 +69,14 @@ class RefinerNet(nn.Module):
         self.template_cells = template_cells
         self.input_size = input_size
         self.iou_head = iou_head
-        self.iou_tap = iou_tap  # a finer backbone tap the IoU head also reads (AlignedIoUHead)
+        self.iou_tap = iou_tap  # finer backbone taps the IoU head also reads, in order (AlignedIoUHead)
+
+    @property
+    def iou_taps(self) -> Tuple[str, ...]:
+        """The backbone taps the IoU head reads after its usual inputs (none, one or several)."""
+        if self.iou_tap is None:
+            return ()
+        return (self.iou_tap,) if isinstance(self.iou_tap, str) else tuple(self.iou_tap)
 
     def template_kernel(self, images: Tensor) -> Tensor:
         """Template kernel ``[B, C, cells, cells]`` from normalised template crops ``[B, 3, S, S]``."""
@@ -89,8 +96,9 @@ class RefinerNet(nn.Module):
         pixels) asks for the IoU logits and needs a net with an ``iou_head``.
         """
         taps = (*self.mask_taps, self.deep_tap) if with_mask else (self.deep_tap,)
-        if input_corners is not None and self.iou_tap is not None and self.iou_tap not in taps:
-            taps = (self.iou_tap, *taps)
+        iou_taps = self.iou_taps
+        if input_corners is not None:
+            taps = (*(t for t in iou_taps if t not in taps), *taps)
         feats = self.feature_extractor(images, taps)
         x = self.fusion(kernel, feats[self.deep_tap])
         scores = self.corner_head.score_maps(x)
@@ -101,7 +109,7 @@ class RefinerNet(nn.Module):
                 raise ValueError("this architecture has no IoU head; call search() without input corners")
             # the IoU head reads detached features: training it never moves the boxes
             size = float(images.shape[-1])
-            extra = () if self.iou_tap is None else (feats[self.iou_tap].detach(),)
+            extra = tuple(feats[t].detach() for t in iou_taps)
             iou = self.iou_head(
                 x.detach(), scores.detach(), corners.detach().float() / size, input_corners.float() / size, *extra
             )

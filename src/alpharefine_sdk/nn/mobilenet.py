@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .arnet import RefinerNet
 from .fusion import CorrelationNeck
-from .heads import AlignedIoUHead, CornerHead, IoUHead, MaskHead, feature_adapters
+from .heads import AlignedIoUHead, CornerHead, EdgeIoUHead, IoUHead, MaskHead, feature_adapters
 
 # (expansion t, output channels c, repeats n, first stride s): torchvision's table, cut after the
 # 96-channel stage (features[14:] would be stride 32 and are never used).
@@ -145,4 +145,14 @@ def build_mnv2_cmi2() -> RefinerNet:
     net = build_mnv2_cm()
     net.iou_head = AlignedIoUHead(64, fine_ch=32)
     net.iou_tap = "f6"
+    return net
+
+
+def build_mnv2_cmi3() -> RefinerNet:
+    """``mnv2_cmi2`` whose confidence also samples along each box edge on the stride-8 and the
+    stride-4 backbone features (:class:`~alpharefine_sdk.nn.heads.EdgeIoUHead`); boxes and masks as
+    ``mnv2_cm``."""
+    net = build_mnv2_cm()
+    net.iou_head = EdgeIoUHead(64, fine_ch=32, edge_ch=24)
+    net.iou_tap = ("f6", "f3")
     return net

@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 from .arnet import RefinerNet, build_ar34_cm
-from .mobilenet import build_mnv2_cm, build_mnv2_cmi, build_mnv2_cmi2
+from .mobilenet import build_mnv2_cm, build_mnv2_cmi, build_mnv2_cmi2, build_mnv2_cmi3
 
 ARCHITECTURES: Dict[str, Callable[[], RefinerNet]] = {
     "ar34_cm": build_ar34_cm,
     "mnv2_cm": build_mnv2_cm,
     "mnv2_cmi": build_mnv2_cmi,
     "mnv2_cmi2": build_mnv2_cmi2,
+    "mnv2_cmi3": build_mnv2_cmi3,
 }
 
 
