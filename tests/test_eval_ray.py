@@ -1,4 +1,9 @@
-"""``eval --ray`` on a local Ray instance gives the results of ``--workers`` and resumes like it."""
+"""``eval --ray`` on a local Ray instance gives the results of ``--workers`` and resumes like it.
+
+The trackers here (CSRT, KCF) draw no random numbers. MIL draws from the C library's ``rand()``, whose
+one process-wide state Ray's own threads also draw from, so under Ray MIL's boxes are not exactly
+repeatable (``docs/ray.md``).
+"""
 
 from __future__ import annotations
 
@@ -68,7 +73,7 @@ def _strip_timing(obj):
 
 def test_ray_matches_workers_and_resumes(tmp_path, local_ray):
     data = _copy(tmp_path)
-    common = ["eval", str(data), "--tracker", "mil", "--tracker", "csrt", "--compare", "-q", "--no-plots"]
+    common = ["eval", str(data), "--tracker", "kcf", "--tracker", "csrt", "--compare", "-q", "--no-plots"]
     assert main(common + ["-o", str(tmp_path / "workers"), "--workers", "2"]) == 0
     assert main(common + ["-o", str(tmp_path / "ray"), "--ray"]) == 0
     a = json.loads((tmp_path / "workers" / "results.json").read_text())
@@ -89,7 +94,7 @@ def test_ray_matches_workers_and_resumes(tmp_path, local_ray):
     # resume: finished runs are read back, a missing one is run again
     runs = tmp_path / "ray" / "runs"
     kept = {p: p.stat().st_mtime_ns for p in runs.rglob("*.json")}
-    lost = runs / "mil" / "ball1.json"
+    lost = runs / "kcf" / "ball1.json"
     lost.unlink()
     (tmp_path / "ray" / "results.json").unlink()
     assert main(common + ["-o", str(tmp_path / "ray"), "--ray"]) == 0
@@ -102,13 +107,13 @@ def test_ray_matches_workers_and_resumes(tmp_path, local_ray):
 def test_ray_sends_given_weights(tmp_path, local_ray):
     """Weights given by path are loaded once on the driver and sent to the actors: same boxes as serial."""
     data = _copy(tmp_path)
-    common = ["eval", str(data), "--tracker", "mil", "--sequence", "Crossing", "--sequence", "ball1", "-q",
+    common = ["eval", str(data), "--tracker", "csrt", "--sequence", "Crossing", "--sequence", "ball1", "-q",
               "--no-plots", "--max-frames", "2", "--weights", str(need(CHECKPOINT))]  # fmt: skip
     assert main(common + ["-o", str(tmp_path / "serial")]) == 0
     assert main(common + ["-o", str(tmp_path / "ray"), "--ray"]) == 0
     for s in ("Crossing", "ball1"):
-        a = (tmp_path / "serial" / "boxes" / "mil+AR" / f"{s}.txt").read_text()
-        assert a == (tmp_path / "ray" / "boxes" / "mil+AR" / f"{s}.txt").read_text() and len(a.splitlines()) == 2
+        a = (tmp_path / "serial" / "boxes" / "csrt+AR" / f"{s}.txt").read_text()
+        assert a == (tmp_path / "ray" / "boxes" / "csrt+AR" / f"{s}.txt").read_text() and len(a.splitlines()) == 2
 
 
 def test_ray_needs_the_extra(monkeypatch, tmp_path, capsys):

@@ -2,7 +2,8 @@
 
 Frames are read in BGR (OpenCV's order) and the refiner is told so. Each run first seeds OpenCV's
 RNG and the C library's ``rand()`` (:func:`seed_everything`; MIL samples randomly), so runs repeat
-exactly, in any order, serial or in parallel.
+exactly, in any order, serial or in parallel; MIL under Ray excepted, as Ray's own threads draw
+from the same ``rand()`` (``docs/ray.md``).
 When the base tracker reports a failure (``ok=False`` or a box with no area on the image) the
 previous output box is recorded for that frame.
 """
