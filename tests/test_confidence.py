@@ -136,12 +136,12 @@ def test_exported_engines_carry_the_scores(cmi_folder, backend, tmp_path, monkey
     np.testing.assert_allclose(a.mask, b.mask, atol=1e-4)
 
 
-@pytest.fixture(scope="module", params=["mnv2_cmi", "mnv2_cmi2", "mnv2_cmi3"])
+@pytest.fixture(scope="module", params=["mnv2_cmi", "mnv2_cmi2", "mnv2_cmi3", "mnv2_cmi4"])
 def cmi_folder_192(tmp_path_factory, request):
     """A random IoU-head network with 192 px crops (search factor 1.5): its 12x12 maps are pooled
     to the IoU head's 8x8 grid, a size ratio the ONNX exporters refuse as adaptive pooling; for
-    ``mnv2_cmi2`` and ``mnv2_cmi3`` the box-sampling and edge branches are switched on (random
-    instead of their zero start)."""
+    ``mnv2_cmi2``-``mnv2_cmi4`` the box-sampling, edge and fine corner branches are switched on
+    (random instead of their zero start)."""
     from alpharefine_sdk.config import ModelConfig, Preprocessing
     from alpharefine_sdk.nn.registry import build_net
     from alpharefine_sdk.weights.io import save_model_folder
@@ -150,10 +150,13 @@ def cmi_folder_192(tmp_path_factory, request):
     torch.manual_seed(1)
     net = build_net(arch).eval()
     with torch.no_grad():
-        if arch in ("mnv2_cmi2", "mnv2_cmi3"):
+        if arch != "mnv2_cmi":
             net.iou_head.box_out.weight.normal_(0, 0.5)
         if arch == "mnv2_cmi3":
             net.iou_head.edge_fc.weight.normal_(0, 0.05)
+        if arch == "mnv2_cmi4":
+            for tower in (net.corner_head.fine_tl, net.corner_head.fine_br):
+                tower[-1].weight.normal_(0, 0.05)
     cfg = ModelConfig(architecture=arch, preprocessing=Preprocessing(search_factor=1.5, input_size=192))
     return save_model_folder(net, cfg, tmp_path_factory.mktemp(arch) / "model")
 
@@ -258,11 +261,29 @@ def test_soft_argmax_is_the_expected_cell_position(k, h, w, stride):
     torch.testing.assert_close(out.double(), ref, atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize("old_arch, new_arch", [("mnv2_cmi", "mnv2_cmi2"), ("mnv2_cmi2", "mnv2_cmi3")])
-def test_a_finer_head_starts_as_the_model_it_is_initialised_from(tmp_path, old_arch, new_arch):
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 16), w=st.integers(1, 16), scale=st.floats(0.1, 8.0))
+def test_fine_cells_read_nearest_upsampled_logits_as_the_coarse_map(h, w, scale):
+    """``FineCornerHead``'s reading (8 px cells shifted -4 px) of nearest-upsampled logits gives the
+    coarse map's corners (16 px cells), for any logits: why the fine head starts as its coarse one."""
+    import torch.nn.functional as F
+
+    from alpharefine_sdk.nn.heads import soft_argmax
+
+    s = torch.randn(2, 2, h, w, generator=torch.Generator().manual_seed(h * 17 + w)) * scale
+    fine = F.interpolate(s, scale_factor=2.0, mode="nearest")
+    torch.testing.assert_close(soft_argmax(fine, 8, -4.0), soft_argmax(s, 16), atol=2e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "old_arch, new_arch, tol",
+    [("mnv2_cmi", "mnv2_cmi2", 0.0), ("mnv2_cmi2", "mnv2_cmi3", 0.0), ("mnv2_cmi2", "mnv2_cmi4", 1e-3)],
+)
+def test_a_finer_head_starts_as_the_model_it_is_initialised_from(tmp_path, old_arch, new_arch, tol):
     """``mnv2_cmi2`` built from an ``mnv2_cmi`` model's weights (``mnv2_cmi3`` from ``mnv2_cmi2``)
     predicts exactly what it did (the new branch starts at zero); training then changes only the IoU
-    head (tests/test_train.py)."""
+    head (tests/test_train.py). ``mnv2_cmi4`` (corners read from a finer map) gives the same corners
+    up to float rounding (``tol`` px), so IoUs as close."""
     from alpharefine_sdk.config import ModelConfig
     from alpharefine_sdk.nn.registry import build_net
     from alpharefine_sdk.training.trainer import init_weights
@@ -282,7 +303,8 @@ def test_a_finer_head_starts_as_the_model_it_is_initialised_from(tmp_path, old_a
     with torch.no_grad():
         a = old.search_scored(s, old.template_kernel(t), box)
         b = new.search_scored(s, new.template_kernel(t), box)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])
+    torch.testing.assert_close(b[0], a[0], atol=tol, rtol=0)
+    torch.testing.assert_close(b[2], a[2], atol=tol, rtol=0)
 
 
 @settings(max_examples=50, deadline=None)

@@ -63,15 +63,17 @@ def network_input(crops: Any, config: ModelConfig) -> np.ndarray:
     return normalize_crops(check_crops(crops, config), pre.mean, pre.std)
 
 
-def corners_from_scores(scores: np.ndarray, stride: int) -> np.ndarray:
-    """Corner logits ``[B, 2, H, W]`` -> corners ``[B, 4]`` float32 via the network's fp32 soft-argmax."""
+def corners_from_scores(scores: np.ndarray, stride: int, offset: float = 0.0) -> np.ndarray:
+    """Corner logits ``[B, 2, H, W]`` -> corners ``[B, 4]`` float32 via the network's fp32 soft-argmax
+    (cells ``stride`` px apart, shifted ``offset`` px: the exported manifest's ``stride`` and
+    ``corner_offset``)."""
     import torch
 
     from ..nn.heads import soft_argmax
 
     s = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
     with torch.inference_mode():
-        c = soft_argmax(s, stride)
+        c = soft_argmax(s, stride, offset)
     return c.numpy()
 
 
@@ -143,6 +145,7 @@ class ExportedGraphEngine:
         for v in ("template", "box"):
             self._graphs[v] = self._load_graph(v, self.graph_dir / self.manifest["graphs"][v])
         self.stride = int(self.manifest["stride"])
+        self.corner_offset = float(self.manifest.get("corner_offset", 0.0))  # absent before mnv2_cmi4
         self.kernel_shape = tuple(self.manifest["kernel_shape"])
 
     def _load_graph(self, variant: str, path: Path) -> Any:

@@ -166,8 +166,9 @@ def export_graphs(
         "architecture": config.architecture,
         "input_size": S,
         "kernel_shape": list(kernel.shape[1:]),
-        "score_shape": [2, S // config.preprocessing.stride, S // config.preprocessing.stride],
+        "score_shape": [2, S // net.corner_head.stride, S // net.corner_head.stride],
         "stride": int(net.corner_head.stride),
+        "corner_offset": float(net.corner_head.offset),
         "graphs": {v: GRAPH_FILES[v] for v in ["template", *variants]},
         "iou": scored,
         "inputs": "images: float32 [B,3,S,S] RGB, (p/255 - mean)/std; kernel: float32 from template.onnx",
@@ -258,7 +259,9 @@ def verify_export(out_dir: PathLike, net: RefinerNet, config: ModelConfig, *, se
     ref_s = ref[0].cpu().numpy()
     err = {
         "scores_rel": float(np.abs(outs[0] - ref_s).max() / max(1.0, float(np.abs(ref_s).max()))),
-        "corners_px": float(np.abs(C.corners_from_scores(outs[0], eng.stride) - ref[1].cpu().numpy()).max()),
+        "corners_px": float(
+            np.abs(C.corners_from_scores(outs[0], eng.stride, eng.corner_offset) - ref[1].cpu().numpy()).max()
+        ),
     }
     if eng.has_mask:
         err["mask"] = float(np.abs(outs[2] - ref[2].cpu().numpy()).max())

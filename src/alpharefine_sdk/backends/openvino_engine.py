@@ -107,4 +107,5 @@ class OpenVinoEngine(C.ExportedGraphEngine):
             if self.precision == "fp32":  # the graph's own float32 soft-argmax
                 return copy("corners"), mask, iou
             scores = copy("scores")
-        return C.corners_from_scores(scores, self.stride), mask, iou  # bf16 logits: soft-argmax in float32
+        # bf16 logits: soft-argmax in float32
+        return C.corners_from_scores(scores, self.stride, self.corner_offset), mask, iou

@@ -21,7 +21,8 @@ from .resnet import ResNet34Trunk
 class SearchOutputs(NamedTuple):
     """Everything one search pass computes.
 
-    ``scores``: corner logits ``[B, 2, h, w]`` (top-left, bottom-right); ``corners``: ``[B, 4]``
+    ``scores``: corner logits ``[B, 2, h, w]`` (top-left, bottom-right; the map the corners are read
+    from, at twice the fusion's resolution for a ``FineCornerHead``); ``corners``: ``[B, 4]``
     crop pixels, float32 (their soft-argmax); ``mask_logits``: ``[B, 1, S/2, S/2]`` at the
     decoder's resolution, or ``None``; ``iou``: IoU logits ``[B, 2]`` (refined box, input box), or
     ``None``.
@@ -57,6 +58,7 @@ class RefinerNet(nn.Module):
         input_size: int = 256,
         iou_head: Optional[IoUHead] = None,
         iou_tap: Union[str, Sequence[str], None] = None,
+        corner_tap: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.feature_extractor = feature_extractor
@@ -70,6 +72,12 @@ class RefinerNet(nn.Module):
         self.input_size = input_size
         self.iou_head = iou_head
         self.iou_tap = iou_tap  # finer backbone taps the IoU head also reads, in order (AlignedIoUHead)
+        self.corner_tap = corner_tap  # the finer backbone tap a FineCornerHead reads
+
+    @property
+    def corner_taps(self) -> Tuple[str, ...]:
+        """The backbone taps the corner head reads after the fusion feature (none or one)."""
+        return () if self.corner_tap is None else (self.corner_tap,)
 
     @property
     def iou_taps(self) -> Tuple[str, ...]:
@@ -99,9 +107,10 @@ class RefinerNet(nn.Module):
         iou_taps = self.iou_taps
         if input_corners is not None:
             taps = (*(t for t in iou_taps if t not in taps), *taps)
+        taps = (*(t for t in self.corner_taps if t not in taps), *taps)
         feats = self.feature_extractor(images, taps)
         x = self.fusion(kernel, feats[self.deep_tap])
-        scores = self.corner_head.score_maps(x)
+        coarse, scores = self.corner_head.score_pyramid(x, *(feats[t] for t in self.corner_taps))
         corners = self.corner_head.corners_from_maps(scores)
         iou = None
         if input_corners is not None:
@@ -111,7 +120,7 @@ class RefinerNet(nn.Module):
             size = float(images.shape[-1])
             extra = tuple(feats[t].detach() for t in iou_taps)
             iou = self.iou_head(
-                x.detach(), scores.detach(), corners.detach().float() / size, input_corners.float() / size, *extra
+                x.detach(), coarse.detach(), corners.detach().float() / size, input_corners.float() / size, *extra
             )
         mask_logits = None
         if with_mask:

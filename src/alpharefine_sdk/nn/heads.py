@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,27 +19,29 @@ def flatten_from(x: Tensor, start: int) -> Tensor:
     return x.reshape(-1, *dims[: start - 1], math.prod(dims[start - 1 :]))
 
 
-def cell_coordinates(h: int, w: int, stride: int, device: torch.device) -> Tensor:
+def cell_coordinates(h: int, w: int, stride: int, device: torch.device, offset: float = 0.0) -> Tensor:
     """``[h*w, 2]`` float32 ``(x, y)`` of every cell of an ``h x w`` map in row-major order: cell
-    ``(row, col)`` at ``(stride*col, stride*row)``. Built from Python ints, so an export folds it to
-    a constant."""
+    ``(row, col)`` at ``(stride*col + offset, stride*row + offset)``. Built from Python numbers, so
+    an export folds it to a constant."""
     idx = torch.arange(h * w, device=device, dtype=torch.float32)
     rows = torch.floor(idx / w)
-    return torch.stack([(idx - rows * w) * stride, rows * stride], dim=1)
+    xy = torch.stack([(idx - rows * w) * stride, rows * stride], dim=1)
+    return xy + offset if offset else xy
 
 
-def soft_argmax(scores: Tensor, stride: int = 16) -> Tensor:
+def soft_argmax(scores: Tensor, stride: int = 16, offset: float = 0.0) -> Tensor:
     """Expected ``(x, y)`` of a softmax over each of the ``K`` maps of ``[B, K, H, W]`` scores:
     ``[B, 2K]`` as ``(x_1, y_1, x_2, y_2, ...)``.
 
     Cell ``(row, col)`` sits at ``(stride*col, stride*row)`` (the cell's top-left, no half-cell
-    offset, as the released weights expect). Computed in float32 whatever the input dtype; all
-    maps in one softmax and one matrix product.
+    offset, as the released weights expect), shifted by ``offset`` px on both axes (a finer map
+    read at the coarse map's positions, :class:`FineCornerHead`). Computed in float32 whatever the
+    input dtype; all maps in one softmax and one matrix product.
     """
     h, w = int(scores.shape[-2]), int(scores.shape[-1])
     with torch.autocast(scores.device.type, enabled=False):
         p = torch.softmax(flatten_from(scores, 2).float(), dim=-1)  # [B, K, H*W]
-        return flatten_from(p @ cell_coordinates(h, w, stride, scores.device), 1)
+        return flatten_from(p @ cell_coordinates(h, w, stride, scores.device, offset), 1)
 
 
 class CornerHead(nn.Module):
@@ -56,23 +58,86 @@ class CornerHead(nn.Module):
             setattr(self, f"conv{len(channels) + 1}_{tower}", nn.Conv2d(prev, 1, 1))
         self.depth = len(channels) + 1
 
+    offset = 0.0  # px added to every cell position of the maps the corners are read from
+
+    def _tower(self, x: Tensor, tower: str) -> Tuple[Tensor, Tensor]:
+        """One tower's last hidden feature and its logits ``[B, 1, H, W]``."""
+        for i in range(1, self.depth):
+            x = getattr(self, f"conv{i}_{tower}")(x)
+        return x, getattr(self, f"conv{self.depth}_{tower}")(x)
+
     def score_maps(self, x: Tensor) -> Tensor:
         """Corner logits ``[B, 2, H, W]``: channel 0 top-left, channel 1 bottom-right."""
-        maps = []
-        for tower in ("tl", "br"):
-            y = x
-            for i in range(1, self.depth + 1):
-                y = getattr(self, f"conv{i}_{tower}")(y)
-            maps.append(y)
-        return torch.cat(maps, dim=1)
+        return torch.cat([self._tower(x, tower)[1] for tower in ("tl", "br")], dim=1)
+
+    def score_pyramid(self, x: Tensor, *taps: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(logits at the fusion's stride, logits the corners are read from)``; the same map here.
+        ``taps``: the finer backbone features a finer head reads (none for this one)."""
+        s = self.score_maps(x)
+        return s, s
 
     def corners_from_maps(self, s: Tensor) -> Tensor:
-        """Corners ``[B, 4]`` from the logits of :meth:`score_maps`."""
-        return soft_argmax(s, self.stride)
+        """Corners ``[B, 4]`` from the logits the corners are read from."""
+        return soft_argmax(s, self.stride, self.offset)
 
     def forward(self, x: Tensor) -> Tensor:
         """Corners ``[B, 4] = (x_tl, y_tl, x_br, y_br)`` in crop pixels (float32)."""
         return self.corners_from_maps(self.score_maps(x))
+
+
+class FineCornerHead(CornerHead):
+    """:class:`CornerHead` whose corner maps are refined at twice its resolution with a finer
+    backbone feature (stride 8): per tower, the coarse logits upsampled (nearest) plus a small conv
+    branch over the tower's last hidden feature (upsampled) and the projected finer feature.
+
+    A coarse cell ``c`` becomes four fine cells read at ``16c -+ 4`` (``stride`` 8, ``offset`` -4),
+    so nearest-upsampled coarse logits give exactly the coarse head's corners; the branch's last conv
+    starts at zero, so a net initialised from a :class:`CornerHead` model predicts what that model
+    did until it trains. Soft-argmax over 8 px cells instead of 16 px ones is the point: the coarse
+    map cannot place a corner finer than its cells' spread allows.
+    """
+
+    def __init__(
+        self,
+        in_ch: int = 64,
+        channels: Sequence[int] = (128, 64, 64, 32),
+        stride: int = 16,
+        fine_ch: int = 32,
+        proj: int = 16,
+        hidden: int = 32,
+    ) -> None:
+        super().__init__(in_ch, channels, stride)
+        self.coarse_stride = stride
+        self.stride = stride // 2
+        self.offset = -stride / 4
+        self.fine_proj = conv_bn_relu(fine_ch, proj, 1)
+        for tower in ("tl", "br"):
+            last = nn.Conv2d(hidden, 1, 3, 1, 1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            branch = nn.Sequential(nn.Conv2d(channels[-1] + proj, hidden, 3, 1, 1), nn.ReLU(inplace=True), last)
+            setattr(self, f"fine_{tower}", branch)
+
+    def score_maps(self, x: Tensor, fine: Tensor) -> Tensor:  # type: ignore[override]
+        """Fine corner logits ``[B, 2, 2H, 2W]`` (the map the corners are read from)."""
+        return self.score_pyramid(x, fine)[1]
+
+    def score_pyramid(self, x: Tensor, *taps: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(coarse logits [B, 2, H, W], fine logits [B, 2, 2H, 2W])``; ``taps``: the stride-8 feature."""
+        (fine,) = taps
+        f = self.fine_proj(fine)
+        coarse, maps = [], []
+        for tower in ("tl", "br"):
+            hidden, logits = self._tower(x, tower)
+            up = F.interpolate(torch.cat([hidden, logits], dim=1), scale_factor=2.0, mode="nearest")
+            delta = getattr(self, f"fine_{tower}")(torch.cat([up[:, :-1], f], dim=1))
+            coarse.append(logits)
+            maps.append(up[:, -1:] + delta)
+        return torch.cat(coarse, dim=1), torch.cat(maps, dim=1)
+
+    def forward(self, x: Tensor, fine: Tensor) -> Tensor:  # type: ignore[override]
+        """Corners ``[B, 4]`` in crop pixels (float32)."""
+        return self.corners_from_maps(self.score_maps(x, fine))
 
 
 def _double_conv(in_ch: int, mid: int, out: int) -> nn.Sequential:

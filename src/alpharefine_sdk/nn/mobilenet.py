@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .arnet import RefinerNet
 from .fusion import CorrelationNeck
-from .heads import AlignedIoUHead, CornerHead, EdgeIoUHead, IoUHead, MaskHead, feature_adapters
+from .heads import AlignedIoUHead, CornerHead, EdgeIoUHead, FineCornerHead, IoUHead, MaskHead, feature_adapters
 
 # (expansion t, output channels c, repeats n, first stride s): torchvision's table, cut after the
 # 96-channel stage (features[14:] would be stride 32 and are never used).
@@ -155,4 +155,13 @@ def build_mnv2_cmi3() -> RefinerNet:
     net = build_mnv2_cm()
     net.iou_head = EdgeIoUHead(64, fine_ch=32, edge_ch=24)
     net.iou_tap = ("f6", "f3")
+    return net
+
+
+def build_mnv2_cmi4() -> RefinerNet:
+    """``mnv2_cmi2`` whose corner maps are refined at stride 8 with the stride-8 backbone feature
+    (:class:`~alpharefine_sdk.nn.heads.FineCornerHead`); masks and confidence as ``mnv2_cmi2``."""
+    net = build_mnv2_cmi2()
+    net.corner_head = FineCornerHead(64, (128, 64, 64, 32), stride=16, fine_ch=32)
+    net.corner_tap = "f6"
     return net

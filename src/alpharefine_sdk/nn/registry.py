@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 from .arnet import RefinerNet, build_ar34_cm
-from .mobilenet import build_mnv2_cm, build_mnv2_cmi, build_mnv2_cmi2, build_mnv2_cmi3
+from .mobilenet import build_mnv2_cm, build_mnv2_cmi, build_mnv2_cmi2, build_mnv2_cmi3, build_mnv2_cmi4
 
 ARCHITECTURES: Dict[str, Callable[[], RefinerNet]] = {
     "ar34_cm": build_ar34_cm,
@@ -17,6 +17,7 @@ ARCHITECTURES: Dict[str, Callable[[], RefinerNet]] = {
     "mnv2_cmi": build_mnv2_cmi,
     "mnv2_cmi2": build_mnv2_cmi2,
     "mnv2_cmi3": build_mnv2_cmi3,
+    "mnv2_cmi4": build_mnv2_cmi4,
 }
 
 
