@@ -107,7 +107,6 @@ class FineCornerHead(CornerHead):
         hidden: int = 32,
     ) -> None:
         super().__init__(in_ch, channels, stride)
-        self.coarse_stride = stride
         self.stride = stride // 2
         self.offset = -stride / 4
         self.fine_proj = conv_bn_relu(fine_ch, proj, 1)
