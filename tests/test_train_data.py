@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import SHARED, need
 
 from alpharefine_sdk.boxes import iou, xyxy_to_xywh
@@ -117,6 +119,31 @@ def test_flip_mirrors_crops_and_labels(stills, videos):
     assert np.allclose(b.corners, [256 - a.corners[2], a.corners[1], 256 - a.corners[0], a.corners[3]])
 
 
+def test_degrade_changes_pixels_never_labels(stills, videos):
+    """Camera-quality changes touch the crops only: same boxes, masks and input box as without them."""
+    a = _sampler(stills, videos).sample(7)
+    b = _sampler(stills, videos, degrade_p=1.0).sample(7)
+    assert np.array_equal(a.corners, b.corners) and np.array_equal(a.input_corners, b.input_corners)
+    assert np.array_equal(a.mask, b.mask) and a.kind == b.kind
+    assert b.search.shape == a.search.shape and b.search.dtype == np.uint8
+    assert not np.array_equal(a.search, b.search) and not np.array_equal(a.template, b.template)
+    with pytest.raises(ValueError, match="degrade_p"):
+        _sampler(stills, videos, degrade_p=-0.1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(4, 64), w=st.integers(4, 64))
+def test_degrade_keeps_shape_dtype_and_content(seed, h, w):
+    """Any crop size: uint8 in, uint8 of the same shape out, still close to the input on average."""
+    from alpharefine_sdk.training.augment import degrade
+
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 128, np.uint8) + rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
+    out = degrade(img, np.random.default_rng(seed))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert abs(float(out.mean()) - float(img.mean())) < 20
+
+
 def test_validation_sequences_are_held_out_of_training(tmp_path):
     from alpharefine_sdk.training.config import TrainConfig
     from alpharefine_sdk.training.data import build_sampler
@@ -161,6 +188,7 @@ def test_crops_follow_the_configured_size_and_factor():
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "search_factor": 0.5}, "search_factor"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "trainable": "heads"}, "trainable"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "rank_weight": -1}, "rank_weight"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "degrade_p": 1.5}, "degrade_p"),
     ],
 )
 def test_config_errors_name_the_key(bad, word):

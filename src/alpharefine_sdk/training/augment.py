@@ -43,6 +43,29 @@ def brightness(img: np.ndarray, rng: np.random.Generator, low: float = 0.8, high
     return lut[img]
 
 
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One camera-quality change of a uint8 RGB crop, picked at random: lower resolution (down by
+    U(0.35, 0.8) and back up), Gaussian blur (sigma U(0.5, 1.5)), sensor noise (sigma U(2, 8)) or a
+    colour cast with contrast (per-channel gain U(0.9, 1.1), contrast U(0.75, 1.25)). Same shape out."""
+    cv2 = require("cv2")
+    kind = int(rng.integers(4))
+    H, W = img.shape[:2]
+    if kind == 0:
+        f = rng.uniform(0.35, 0.8)
+        small = cv2.resize(img, (max(2, int(round(W * f))), max(2, int(round(H * f)))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    if kind == 1:
+        return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
+    x = img.astype(np.float32)
+    if kind == 2:
+        x += rng.normal(0.0, rng.uniform(2.0, 8.0), x.shape).astype(np.float32)
+    else:
+        mean = x.mean()
+        x = (x - mean) * rng.uniform(0.75, 1.25) + mean
+        x *= rng.uniform(0.9, 1.1, 3).astype(np.float32)
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
 def grayscale(img: np.ndarray) -> np.ndarray:
     cv2 = require("cv2")
     g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)

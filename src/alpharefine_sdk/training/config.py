@@ -93,6 +93,7 @@ class TrainConfig:
     jitter_large_share: float = 0.25
     jitter_small_share: float = 0.15
     jitter_exact_share: float = 0.0  # inputs within ~2% of the truth: keeping a good box is learned
+    degrade_p: float = 0.0  # share of crops given a camera-quality change (low resolution, blur, noise, colour)
     checkpoint_every_samples: int = 5000
     log_every_steps: int = 25
     prefetch_batches: int = 6
@@ -152,6 +153,8 @@ class TrainConfig:
             raise ValueError(
                 "jitter_large_share, jitter_small_share and jitter_exact_share must be >= 0 with a sum <= 1"
             )
+        if not 0.0 <= self.degrade_p <= 1.0:
+            raise ValueError(f"degrade_p must be within [0, 1] (a share of crops); got {self.degrade_p!r}")
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {list(TRAINABLE)}; got {self.trainable!r}")
         for k in ("mask_weight", "mse_weight", "l1_weight", "giou_weight", "iou_weight", "rank_weight"):

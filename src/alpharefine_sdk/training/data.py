@@ -55,7 +55,12 @@ def build_sampler(cfg: TrainConfig) -> Tuple[PairSampler, Dict[str, int]]:
         counts[f"{i}:{s.kind}:{s.root}"] = len(items)
     crops = cfg.preprocessing()
     sampler = PairSampler(
-        sources, seed=cfg.seed, jitter=jitter_levels(cfg), factor=crops.search_factor, out_size=crops.input_size
+        sources,
+        seed=cfg.seed,
+        jitter=jitter_levels(cfg),
+        factor=crops.search_factor,
+        out_size=crops.input_size,
+        degrade_p=cfg.degrade_p,
     )
     return sampler, counts
 

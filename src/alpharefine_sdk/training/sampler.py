@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..geometry.crop import box_in_crop, crop_patch, crop_window
-from .augment import Jitter, brightness, cutout, grayscale, paste, pick_jitter, rescale
+from .augment import Jitter, brightness, cutout, degrade, grayscale, paste, pick_jitter, rescale
 from .sources import StillImage, Video
 
 DEFAULT_JITTER: Tuple[Tuple[float, Jitter], ...] = (
@@ -62,6 +62,7 @@ class PairSampler:
         grayscale_p: float = 0.05,
         flip_p: float = 0.5,
         brightness_range: Tuple[float, float] = (0.8, 1.2),
+        degrade_p: float = 0.0,
         backgrounds: Optional[List[np.ndarray]] = None,
     ) -> None:
         self.sources = [(k, list(items), float(w)) for k, items, w in sources if float(w) > 0 and len(items)]
@@ -76,6 +77,9 @@ class PairSampler:
         self.jitter = tuple(jitter)
         self.factor, self.S = factor, out_size
         self.grayscale_p, self.flip_p, self.brightness_range = grayscale_p, flip_p, brightness_range
+        if not 0.0 <= degrade_p <= 1.0:
+            raise ValueError(f"degrade_p must be within [0, 1]; got {degrade_p!r}")
+        self.degrade_p = float(degrade_p)
         self._paste_objects = {i: self._objects(items) for i, (k, items, _) in enumerate(self.sources) if k == "paste"}
         for objs in self._paste_objects.values():
             if not objs:
@@ -198,7 +202,11 @@ class PairSampler:
         lo, hi = self.brightness_range
         if hi > lo:
             t, s = brightness(t, rng, lo, hi), brightness(s, rng, lo, hi)
-        if rng.random() < self.flip_p:
+        flip = rng.random() < self.flip_p
+        if self.degrade_p:  # template and search crop each on their own (different frames, cameras)
+            t = degrade(t, rng) if rng.random() < self.degrade_p else t
+            s = degrade(s, rng) if rng.random() < self.degrade_p else s
+        if flip:
             t, s = t[:, ::-1], s[:, ::-1]
             m = m[:, ::-1] if m is not None else None
             corners = np.array([S - corners[2], corners[1], S - corners[0], corners[3]], dtype=np.float32)
