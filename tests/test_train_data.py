@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from conftest import SHARED, need
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from alpharefine_sdk.boxes import iou, xyxy_to_xywh
 from alpharefine_sdk.geometry.crop import crop_patch, crop_window
@@ -132,7 +132,7 @@ def test_degrade_changes_pixels_never_labels(stills, videos):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), h=st.integers(4, 64), w=st.integers(4, 64))
+@given(seed=hs.integers(0, 2**32 - 1), h=hs.integers(4, 64), w=hs.integers(4, 64))
 def test_degrade_keeps_shape_dtype_and_content(seed, h, w):
     """Any crop size: uint8 in, uint8 of the same shape out, still close to the input on average."""
     from alpharefine_sdk.training.augment import degrade
