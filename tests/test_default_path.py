@@ -160,6 +160,18 @@ def test_unknown_engine_options_are_refused_with_the_valid_list(default):
         make_engine("torch", net, config, device="cpu", fold_bn="yes")
 
 
+def test_onnxruntime_workers_spin_within_a_call_only(default):
+    """Idle ONNX Runtime workers sleep between calls: they must not take the cores from the tracker
+    that runs between two refines (``benchmarks/cpu.py``'s tracking-loop rows measure it)."""
+    if not installed("onnxruntime"):
+        pytest.skip("onnxruntime not installed")
+    for spin in (True, False):
+        eng = make_engine("onnxruntime", default.net, default.config, spin=spin)
+        so = eng._graphs["box"].get_session_options()
+        assert so.get_session_config_entry("session.force_spinning_stop") == "1"
+        assert so.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
+
+
 def test_every_engine_satisfies_the_protocol(default):
     for backend in ("torch", "onnxruntime", "openvino"):
         if backend != "torch" and not installed(backend):

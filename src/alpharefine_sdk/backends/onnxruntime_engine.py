@@ -20,8 +20,9 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
 
     Options: ``onnx_dir`` (a folder from ``export_onnx``; default: the export of ``net`` kept in
     the Hugging Face cache, made on first use), ``threads`` (default the physical cores), ``spin``
-    (let idle worker threads spin, default True: lowest latency, but set False when other
-    processes share the CPU).
+    (let worker threads spin while a call runs, default True: lowest latency; set False when other
+    processes share the CPU). Between calls the workers sleep, so they do not slow the tracker
+    that runs between two refines.
 
     One crop runs on one session with ``threads`` intra-op threads. A batch (``refine_many``) is
     split across ``threads`` single-threaded sessions run side by side: whole crops per core, no
@@ -55,6 +56,8 @@ class OnnxRuntimeEngine(C.ExportedGraphEngine):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
+        # spin within a run only: between runs the tracker's own threads get the cores
+        so.add_session_config_entry("session.force_spinning_stop", "1")
         return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
     # ------------------------------------------------------------------ engine interface
