@@ -123,6 +123,7 @@ def test_repository_models_load_with_their_gates_and_v5_keeps_v4s_boxes():
     assert Refiner.from_pretrained(models / "mnv2-cmi-v5", device="cpu").gate == Gate(
         min_iou=0.1, area_ratio=(0.0, 1e9), max_iou=1.0, score_margin=-0.03
     )
-    assert Refiner.from_pretrained(models / "mnv2-cmi-v6", device="cpu").gate == Gate(
-        min_iou=0.1, area_ratio=(0.0, 1e9), max_iou=1.0, score_margin=-0.01
-    )
+    for name, margin in (("mnv2-cmi-v6", -0.01), ("mnv2-cmi-v11", 0.0)):
+        assert Refiner.from_pretrained(models / name, device="cpu").gate == Gate(
+            min_iou=0.1, area_ratio=(0.0, 1e9), max_iou=1.0, score_margin=margin
+        )
