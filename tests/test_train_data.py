@@ -189,6 +189,17 @@ def test_crops_follow_the_configured_size_and_factor():
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "trainable": "heads"}, "trainable"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "rank_weight": -1}, "rank_weight"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "degrade_p": 1.5}, "degrade_p"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "lr": "fast"}, "lr must be a finite number"),
+        (
+            {"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "batch_size": 3.5},
+            "batch_size must be an integer",
+        ),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "channels_last": "yes"}, "channels_last"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x", "weight": "2"}]}, r"sources\[0\]\.weight"),
+        (
+            {"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "validation": {"samples": "9"}},
+            "validation.samples",
+        ),
     ],
 )
 def test_config_errors_name_the_key(bad, word):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -58,6 +59,22 @@ class ValidationConfig:
 
 
 TRAINABLE = ("all", "iou_head")  # what a run may change: everything not frozen, or only the IoU head
+
+
+def check_scalar_types(cfg: Any, where: str = "") -> None:
+    """Each number or switch of a config dataclass has its default's type (a JSON int may stand for a
+    float), or a ValueError names the key: never a TypeError from a comparison later."""
+    for f in fields(cfg):
+        v, d = getattr(cfg, f.name), f.default
+        if isinstance(d, bool):
+            if not isinstance(v, bool):
+                raise ValueError(f"{where}{f.name} must be true or false; got {v!r}")
+        elif isinstance(d, int):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{where}{f.name} must be an integer; got {v!r}")
+        elif isinstance(d, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{where}{f.name} must be a finite number; got {v!r}")
 
 
 @dataclass
@@ -136,6 +153,10 @@ class TrainConfig:
         return Preprocessing(search_factor=self.search_factor, input_size=self.input_size)
 
     def check(self) -> None:
+        check_scalar_types(self)
+        check_scalar_types(self.validation, "validation.")
+        for i, src in enumerate(self.sources):
+            check_scalar_types(src, f"sources[{i}].")
         if not self.sources:
             raise ValueError("the training config lists no 'sources'")
         for i, s in enumerate(self.sources):
