@@ -129,17 +129,26 @@ def test_degrade_changes_pixels_never_labels(stills, videos):
     assert not np.array_equal(a.search, b.search) and not np.array_equal(a.template, b.template)
     with pytest.raises(ValueError, match="degrade_p"):
         _sampler(stills, videos, degrade_p=-0.1)
+    with pytest.raises(ValueError, match="degrade_kinds"):
+        _sampler(stills, videos, degrade_p=0.5, degrade_kinds=["fog"])
+    c = _sampler(stills, videos, degrade_p=1.0, degrade_kinds=["motion", "jpeg"]).sample(7)
+    assert np.array_equal(c.corners, a.corners) and not np.array_equal(c.search, b.search)
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=hs.integers(0, 2**32 - 1), h=hs.integers(4, 64), w=hs.integers(4, 64))
-def test_degrade_keeps_shape_dtype_and_content(seed, h, w):
-    """Any crop size: uint8 in, uint8 of the same shape out, still close to the input on average."""
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=hs.integers(0, 2**32 - 1),
+    h=hs.integers(4, 64),
+    w=hs.integers(4, 64),
+    kind=hs.sampled_from(["resolution", "blur", "noise", "colour", "motion", "jpeg"]),
+)
+def test_degrade_keeps_shape_dtype_and_content(seed, h, w, kind):
+    """Any crop size and kind: uint8 in, uint8 of the same shape out, still close to the input on average."""
     from alpharefine_sdk.training.augment import degrade
 
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), 128, np.uint8) + rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
-    out = degrade(img, np.random.default_rng(seed))
+    out = degrade(img, np.random.default_rng(seed), (kind,))
     assert out.shape == img.shape and out.dtype == np.uint8
     assert abs(float(out.mean()) - float(img.mean())) < 20
 
@@ -189,6 +198,7 @@ def test_crops_follow_the_configured_size_and_factor():
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "trainable": "heads"}, "trainable"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "rank_weight": -1}, "rank_weight"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "degrade_p": 1.5}, "degrade_p"),
+        ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "degrade_kinds": ["fog"]}, "degrade_kinds"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "lr": "fast"}, "lr must be a finite number"),
         (
             {"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "batch_size": 3.5},

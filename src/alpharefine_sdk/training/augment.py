@@ -43,23 +43,40 @@ def brightness(img: np.ndarray, rng: np.random.Generator, low: float = 0.8, high
     return lut[img]
 
 
-def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One camera-quality change of a uint8 RGB crop, picked at random: lower resolution (down by
-    U(0.35, 0.8) and back up), Gaussian blur (sigma U(0.5, 1.5)), sensor noise (sigma U(2, 8)) or a
-    colour cast with contrast (per-channel gain U(0.9, 1.1), contrast U(0.75, 1.25)). Same shape out."""
+#: The camera-quality changes :func:`degrade` picks from (``degrade_kinds`` in the training config);
+#: the first four are the default set.
+DEGRADE_KINDS = ("resolution", "blur", "noise", "colour", "motion", "jpeg")
+DEFAULT_DEGRADE_KINDS = DEGRADE_KINDS[:4]
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] = DEFAULT_DEGRADE_KINDS) -> np.ndarray:
+    """One camera-quality change of a uint8 RGB crop, picked at random from ``kinds``: ``resolution``
+    (down by U(0.35, 0.8) and back up), ``blur`` (Gaussian, sigma U(0.5, 1.5)), ``noise`` (sensor
+    noise, sigma U(2, 8)), ``colour`` (per-channel gain U(0.9, 1.1), contrast U(0.75, 1.25)),
+    ``motion`` (a line kernel 3-9 px long at a random angle), ``jpeg`` (quality 20-60). Same shape out."""
     cv2 = require("cv2")
-    kind = int(rng.integers(4))
+    kind = kinds[int(rng.integers(len(kinds)))]
     H, W = img.shape[:2]
-    if kind == 0:
+    if kind == "resolution":
         f = rng.uniform(0.35, 0.8)
         small = cv2.resize(img, (max(2, int(round(W * f))), max(2, int(round(H * f)))), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-    if kind == 1:
+    if kind == "blur":
         return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
+    if kind == "motion":
+        n = int(rng.integers(3, 10))
+        k = np.zeros((n, n), np.float32)
+        k[n // 2, :] = 1.0
+        rot = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), rng.uniform(0, 180), 1.0)
+        k = cv2.warpAffine(k, rot, (n, n))
+        return cv2.filter2D(img, -1, k / max(float(k.sum()), 1e-6), borderType=cv2.BORDER_REFLECT)
+    if kind == "jpeg":
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 61))])
+        return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(img.shape) if ok else img
     x = img.astype(np.float32)
-    if kind == 2:
+    if kind == "noise":
         x += rng.normal(0.0, rng.uniform(2.0, 8.0), x.shape).astype(np.float32)
-    else:
+    else:  # colour
         mean = x.mean()
         x = (x - mean) * rng.uniform(0.75, 1.25) + mean
         x *= rng.uniform(0.9, 1.1, 3).astype(np.float32)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from ..config import Preprocessing
+from .augment import DEFAULT_DEGRADE_KINDS, DEGRADE_KINDS
 
 SOURCE_KINDS = ("video", "still", "paste")
 SOURCE_FORMATS = ("video", "yolo", "coco")
@@ -111,6 +112,7 @@ class TrainConfig:
     jitter_small_share: float = 0.15
     jitter_exact_share: float = 0.0  # inputs within ~2% of the truth: keeping a good box is learned
     degrade_p: float = 0.0  # share of crops given a camera-quality change (low resolution, blur, noise, colour)
+    degrade_kinds: List[str] = field(default_factory=lambda: list(DEFAULT_DEGRADE_KINDS))  # picked from
     checkpoint_every_samples: int = 5000
     log_every_steps: int = 25
     prefetch_batches: int = 6
@@ -176,6 +178,9 @@ class TrainConfig:
             )
         if not 0.0 <= self.degrade_p <= 1.0:
             raise ValueError(f"degrade_p must be within [0, 1] (a share of crops); got {self.degrade_p!r}")
+        kinds = self.degrade_kinds
+        if not isinstance(kinds, list) or not kinds or any(k not in DEGRADE_KINDS for k in kinds):
+            raise ValueError(f"degrade_kinds must be a non-empty list from {list(DEGRADE_KINDS)}; got {kinds!r}")
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {list(TRAINABLE)}; got {self.trainable!r}")
         for k in ("mask_weight", "mse_weight", "l1_weight", "giou_weight", "iou_weight", "rank_weight"):

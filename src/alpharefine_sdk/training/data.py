@@ -61,6 +61,7 @@ def build_sampler(cfg: TrainConfig) -> Tuple[PairSampler, Dict[str, int]]:
         factor=crops.search_factor,
         out_size=crops.input_size,
         degrade_p=cfg.degrade_p,
+        degrade_kinds=cfg.degrade_kinds,
     )
     return sampler, counts
 

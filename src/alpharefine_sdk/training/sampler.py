@@ -18,7 +18,18 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..geometry.crop import box_in_crop, crop_patch, crop_window
-from .augment import Jitter, brightness, cutout, degrade, grayscale, paste, pick_jitter, rescale
+from .augment import (
+    DEFAULT_DEGRADE_KINDS,
+    DEGRADE_KINDS,
+    Jitter,
+    brightness,
+    cutout,
+    degrade,
+    grayscale,
+    paste,
+    pick_jitter,
+    rescale,
+)
 from .sources import StillImage, Video
 
 DEFAULT_JITTER: Tuple[Tuple[float, Jitter], ...] = (
@@ -63,6 +74,7 @@ class PairSampler:
         flip_p: float = 0.5,
         brightness_range: Tuple[float, float] = (0.8, 1.2),
         degrade_p: float = 0.0,
+        degrade_kinds: Sequence[str] = DEFAULT_DEGRADE_KINDS,
         backgrounds: Optional[List[np.ndarray]] = None,
     ) -> None:
         self.sources = [(k, list(items), float(w)) for k, items, w in sources if float(w) > 0 and len(items)]
@@ -80,6 +92,12 @@ class PairSampler:
         if not 0.0 <= degrade_p <= 1.0:
             raise ValueError(f"degrade_p must be within [0, 1]; got {degrade_p!r}")
         self.degrade_p = float(degrade_p)
+        bad = [k for k in degrade_kinds if k not in DEGRADE_KINDS]
+        if bad or not degrade_kinds:
+            raise ValueError(
+                f"degrade_kinds must be a non-empty list from {list(DEGRADE_KINDS)}; got {list(degrade_kinds)!r}"
+            )
+        self.degrade_kinds = tuple(degrade_kinds)
         self._paste_objects = {i: self._objects(items) for i, (k, items, _) in enumerate(self.sources) if k == "paste"}
         for objs in self._paste_objects.values():
             if not objs:
@@ -204,8 +222,8 @@ class PairSampler:
             t, s = brightness(t, rng, lo, hi), brightness(s, rng, lo, hi)
         flip = rng.random() < self.flip_p
         if self.degrade_p:  # template and search crop each on their own (different frames, cameras)
-            t = degrade(t, rng) if rng.random() < self.degrade_p else t
-            s = degrade(s, rng) if rng.random() < self.degrade_p else s
+            t = degrade(t, rng, self.degrade_kinds) if rng.random() < self.degrade_p else t
+            s = degrade(s, rng, self.degrade_kinds) if rng.random() < self.degrade_p else s
         if flip:
             t, s = t[:, ::-1], s[:, ::-1]
             m = m[:, ::-1] if m is not None else None
