@@ -49,6 +49,15 @@ DEGRADE_KINDS = ("resolution", "blur", "noise", "colour", "motion", "jpeg")
 DEFAULT_DEGRADE_KINDS = DEGRADE_KINDS[:4]
 
 
+def check_degrade(p: float, kinds: Sequence[str]) -> Tuple[str, ...]:
+    """``degrade_p`` and ``degrade_kinds`` validated (a ValueError names the key); the kinds as a tuple."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"degrade_p must be within [0, 1] (a share of crops); got {p!r}")
+    if isinstance(kinds, str) or not kinds or any(k not in DEGRADE_KINDS for k in kinds):
+        raise ValueError(f"degrade_kinds must be a non-empty list from {list(DEGRADE_KINDS)}; got {kinds!r}")
+    return tuple(kinds)
+
+
 def degrade(img: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] = DEFAULT_DEGRADE_KINDS) -> np.ndarray:
     """One camera-quality change of a uint8 RGB crop, picked at random from ``kinds``: ``resolution``
     (down by U(0.35, 0.8) and back up), ``blur`` (Gaussian, sigma U(0.5, 1.5)), ``noise`` (sensor

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from ..config import Preprocessing
-from .augment import DEFAULT_DEGRADE_KINDS, DEGRADE_KINDS
+from .augment import DEFAULT_DEGRADE_KINDS, check_degrade
 
 SOURCE_KINDS = ("video", "still", "paste")
 SOURCE_FORMATS = ("video", "yolo", "coco")
@@ -176,11 +176,7 @@ class TrainConfig:
             raise ValueError(
                 "jitter_large_share, jitter_small_share and jitter_exact_share must be >= 0 with a sum <= 1"
             )
-        if not 0.0 <= self.degrade_p <= 1.0:
-            raise ValueError(f"degrade_p must be within [0, 1] (a share of crops); got {self.degrade_p!r}")
-        kinds = self.degrade_kinds
-        if not isinstance(kinds, list) or not kinds or any(k not in DEGRADE_KINDS for k in kinds):
-            raise ValueError(f"degrade_kinds must be a non-empty list from {list(DEGRADE_KINDS)}; got {kinds!r}")
+        check_degrade(self.degrade_p, self.degrade_kinds)
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {list(TRAINABLE)}; got {self.trainable!r}")
         for k in ("mask_weight", "mse_weight", "l1_weight", "giou_weight", "iou_weight", "rank_weight"):

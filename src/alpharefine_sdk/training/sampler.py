@@ -20,9 +20,9 @@ import numpy as np
 from ..geometry.crop import box_in_crop, crop_patch, crop_window
 from .augment import (
     DEFAULT_DEGRADE_KINDS,
-    DEGRADE_KINDS,
     Jitter,
     brightness,
+    check_degrade,
     cutout,
     degrade,
     grayscale,
@@ -89,15 +89,8 @@ class PairSampler:
         self.jitter = tuple(jitter)
         self.factor, self.S = factor, out_size
         self.grayscale_p, self.flip_p, self.brightness_range = grayscale_p, flip_p, brightness_range
-        if not 0.0 <= degrade_p <= 1.0:
-            raise ValueError(f"degrade_p must be within [0, 1]; got {degrade_p!r}")
+        self.degrade_kinds = check_degrade(degrade_p, degrade_kinds)
         self.degrade_p = float(degrade_p)
-        bad = [k for k in degrade_kinds if k not in DEGRADE_KINDS]
-        if bad or not degrade_kinds:
-            raise ValueError(
-                f"degrade_kinds must be a non-empty list from {list(DEGRADE_KINDS)}; got {list(degrade_kinds)!r}"
-            )
-        self.degrade_kinds = tuple(degrade_kinds)
         self._paste_objects = {i: self._objects(items) for i, (k, items, _) in enumerate(self.sources) if k == "paste"}
         for objs in self._paste_objects.values():
             if not objs:
