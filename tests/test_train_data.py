@@ -185,6 +185,37 @@ def test_crops_follow_the_configured_size_and_factor():
     assert sampler.factor == 1.5 and 0 <= s.corners.min() and s.corners.max() <= 192
 
 
+def test_max_gap_per_source_shares_the_decoded_frames():
+    """Two video sources over the same root, one with the default gap and one spanning the whole
+    video: frames are decoded once, and each source's pairs stay within its own gap (in source
+    frames: DAVIS train kept every 2nd frame)."""
+    from alpharefine_sdk.training.config import TrainConfig
+    from alpharefine_sdk.training.data import build_sampler
+
+    root = str(need(SHARED / "train"))
+    src = [
+        {"kind": "video", "root": root, "include": ["bear", "Biker"], "limit": 40, "max_gap": 6},
+        {"kind": "video", "root": root, "include": ["bear", "Biker"], "limit": 40, "max_gap": 100000},
+    ]
+    sampler, _ = build_sampler(TrainConfig.from_dict({"sources": src}))
+    (_, near, _), (_, far, _) = sampler.sources
+    gaps = {v.name: (a.max_gap, v.max_gap) for a, v in zip(near, far)}
+    assert gaps == {"bear": (3, 50000), "Biker": (6, 100000)}
+    for a, b in zip(near, far):
+        assert a.frames is b.frames and a.gt is b.gt  # one decoded copy
+    rng = np.random.default_rng(0)
+    spans = {"near": [], "far": []}
+    for name, vids in (("near", near), ("far", far)):
+        for _ in range(300):
+            f_ref, _, f_test, _, _ = sampler._video_pair(vids, rng)
+            v = next(v for v in vids if any(f is f_ref for f in v.frames))
+            i = next(k for k, f in enumerate(v.frames) if f is f_ref)
+            j = next(k for k, f in enumerate(v.frames) if f is f_test)
+            assert abs(i - j) <= v.max_gap
+            spans[name].append(abs(i - j))
+    assert max(spans["near"]) <= 6 and max(spans["far"]) > 12
+
+
 @pytest.mark.parametrize(
     "bad, word",
     [
@@ -206,6 +237,7 @@ def test_crops_follow_the_configured_size_and_factor():
         ),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "channels_last": "yes"}, "channels_last"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x", "weight": "2"}]}, r"sources\[0\]\.weight"),
+        ({"sources": [{"kind": "video", "root": "x", "max_gap": 0}]}, r"sources\[0\]\.max_gap"),
         (
             {"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "validation": {"samples": "9"}},
             "validation.samples",

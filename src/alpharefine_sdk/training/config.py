@@ -34,6 +34,7 @@ class SourceConfig:
     include: Optional[List[str]] = None
     exclude: List[str] = field(default_factory=list)
     limit: Optional[int] = None  # at most this many images / frames per video (tiny configs)
+    max_gap: int = 50  # kind "video": template and search at most this many source frames apart
 
     def check(self, i: int) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -46,6 +47,8 @@ class SourceConfig:
             raise ValueError(f"sources[{i}]: format 'coco' needs 'annotations' (the instances json)")
         if self.weight < 0:
             raise ValueError(f"sources[{i}].weight must be >= 0")
+        if self.max_gap < 1:
+            raise ValueError(f"sources[{i}].max_gap must be >= 1 (source frames); got {self.max_gap}")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 resumes at sample ``n``, or is split over several processes, sees exactly the same samples.
 
 Kinds of pair:
-* ``video``: template and search frames of one video at most 50 source frames apart;
+* ``video``: template and search frames of one video at most the source's ``max_gap`` (default 50)
+  source frames apart;
 * ``still``: one still image seen through two independent augmentations (rescale, brightness);
 * ``paste``: an object cut out with its mask and pasted onto other images / video frames, at an
   independent place, size and aspect for template and search.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -40,8 +40,9 @@ class StillImage:
 
 @dataclass
 class Video:
-    """Frames (RGB uint8), ``gt [N,4]`` xywh (NaN when absent), optional 0/255 masks, and the
-    largest index distance that stays within 50 source frames (``step`` = temporal subsampling)."""
+    """Frames (RGB uint8), ``gt [N,4]`` xywh (NaN when absent), optional 0/255 masks, ``step`` (the
+    temporal subsampling: source frames per stored frame, from ``manifest.json``) and ``max_gap``, the
+    largest index distance a pair may span (see :meth:`with_max_gap`)."""
 
     name: str
     frames: List[np.ndarray]
@@ -49,10 +50,16 @@ class Video:
     masks: Optional[List[np.ndarray]] = None
     max_gap: int = 50
     visible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    step: int = 1
 
     def __post_init__(self) -> None:
         ok = np.isfinite(self.gt).all(axis=1) & (self.gt[:, 2] >= 2) & (self.gt[:, 3] >= 2)
         self.visible = np.flatnonzero(ok)
+
+    def with_max_gap(self, source_frames: int) -> "Video":
+        """This video (frames shared, not copied) with pairs at most ``source_frames`` frames of the
+        original video apart."""
+        return replace(self, max_gap=max(1, math.ceil(source_frames / self.step)))
 
 
 # ---------------------------------------------------------------------------------------- images
@@ -238,8 +245,10 @@ def read_videos(
         gt = gt * [sx, sy, sx, sy]
         absent = np.asarray(getattr(seq, "absent", np.zeros(len(seq.gt), bool)))[:n]
         gt[absent] = np.nan
-        gap = max(1, math.ceil(max_gap_source_frames / steps.get(seq.name, 1)))
-        out.append(Video(seq.name, frames, gt, masks if has_masks else None, gap))
+        step = int(steps.get(seq.name, 1))
+        out.append(
+            Video(seq.name, frames, gt, masks if has_masks else None, step=step).with_max_gap(max_gap_source_frames)
+        )
     if not out:
         raise ValueError(f"no sequence under {root} is left after include={include} / exclude={list(exclude)}")
     return out
