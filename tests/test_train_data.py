@@ -12,6 +12,7 @@ from hypothesis import strategies as hs
 
 from alpharefine_sdk.boxes import iou, xyxy_to_xywh
 from alpharefine_sdk.geometry.crop import crop_patch, crop_window
+from alpharefine_sdk.training.augment import DEGRADE_KINDS
 from alpharefine_sdk.training.sampler import PairSampler
 from alpharefine_sdk.training.sources import mask_box, read_coco_json, read_videos, read_yolo
 
@@ -140,7 +141,7 @@ def test_degrade_changes_pixels_never_labels(stills, videos):
     seed=hs.integers(0, 2**32 - 1),
     h=hs.integers(4, 64),
     w=hs.integers(4, 64),
-    kind=hs.sampled_from(["resolution", "blur", "noise", "colour", "motion", "jpeg"]),
+    kind=hs.sampled_from(DEGRADE_KINDS),
 )
 def test_degrade_keeps_shape_dtype_and_content(seed, h, w, kind):
     """Any crop size and kind: uint8 in, uint8 of the same shape out, still close to the input on average."""

@@ -45,7 +45,7 @@ def brightness(img: np.ndarray, rng: np.random.Generator, low: float = 0.8, high
 
 #: The camera-quality changes :func:`degrade` picks from (``degrade_kinds`` in the training config);
 #: the first four are the default set.
-DEGRADE_KINDS = ("resolution", "blur", "noise", "colour", "motion", "jpeg")
+DEGRADE_KINDS = ("resolution", "blur", "noise", "colour", "motion", "jpeg", "tiny")
 DEFAULT_DEGRADE_KINDS = DEGRADE_KINDS[:4]
 
 
@@ -62,13 +62,19 @@ def degrade(img: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] = DE
     """One camera-quality change of a uint8 RGB crop, picked at random from ``kinds``: ``resolution``
     (down by U(0.35, 0.8) and back up), ``blur`` (Gaussian, sigma U(0.5, 1.5)), ``noise`` (sensor
     noise, sigma U(2, 8)), ``colour`` (per-channel gain U(0.9, 1.1), contrast U(0.75, 1.25)),
-    ``motion`` (a line kernel 3-9 px long at a random angle), ``jpeg`` (quality 20-60). Same shape out."""
+    ``motion`` (a line kernel 3-9 px long at a random angle), ``jpeg`` (quality 20-60), ``tiny`` (a
+    target a few tens of pixels across in its frame: each axis down by log-U(0.12, 0.5) and back up).
+    Same shape out."""
     cv2 = require("cv2")
     kind = kinds[int(rng.integers(len(kinds)))]
     H, W = img.shape[:2]
     if kind == "resolution":
         f = rng.uniform(0.35, 0.8)
         small = cv2.resize(img, (max(2, int(round(W * f))), max(2, int(round(H * f)))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    if kind == "tiny":
+        fx, fy = np.exp(rng.uniform(np.log(0.12), np.log(0.5), 2))
+        small = cv2.resize(img, (max(2, int(round(W * fx))), max(2, int(round(H * fy)))), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
     if kind == "blur":
         return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
