@@ -239,6 +239,7 @@ def test_max_gap_per_source_shares_the_decoded_frames():
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "channels_last": "yes"}, "channels_last"),
         ({"sources": [{"kind": "still", "format": "yolo", "root": "x", "weight": "2"}]}, r"sources\[0\]\.weight"),
         ({"sources": [{"kind": "video", "root": "x", "max_gap": 0}]}, r"sources\[0\]\.max_gap"),
+        ({"sources": [{"kind": "paste", "root": "x", "max_gap": 200}]}, r"max_gap applies to kind 'video'"),
         (
             {"sources": [{"kind": "still", "format": "yolo", "root": "x"}], "validation": {"samples": "9"}},
             "validation.samples",

@@ -58,6 +58,14 @@ def check_degrade(p: float, kinds: Sequence[str]) -> Tuple[str, ...]:
     return tuple(kinds)
 
 
+def _down_up(img: np.ndarray, fx: float, fy: float) -> np.ndarray:
+    """``img`` resized by ``(fx, fy)`` (area averaging) and back to its size (bilinear)."""
+    cv2 = require("cv2")
+    H, W = img.shape[:2]
+    small = cv2.resize(img, (max(2, int(round(W * fx))), max(2, int(round(H * fy)))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+
+
 def degrade(img: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] = DEFAULT_DEGRADE_KINDS) -> np.ndarray:
     """One camera-quality change of a uint8 RGB crop, picked at random from ``kinds``: ``resolution``
     (down by U(0.35, 0.8) and back up), ``blur`` (Gaussian, sigma U(0.5, 1.5)), ``noise`` (sensor
@@ -70,12 +78,10 @@ def degrade(img: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] = DE
     H, W = img.shape[:2]
     if kind == "resolution":
         f = rng.uniform(0.35, 0.8)
-        small = cv2.resize(img, (max(2, int(round(W * f))), max(2, int(round(H * f)))), interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+        return _down_up(img, f, f)
     if kind == "tiny":
         fx, fy = np.exp(rng.uniform(np.log(0.12), np.log(0.5), 2))
-        small = cv2.resize(img, (max(2, int(round(W * fx))), max(2, int(round(H * fy)))), interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+        return _down_up(img, fx, fy)
     if kind == "blur":
         return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
     if kind == "motion":

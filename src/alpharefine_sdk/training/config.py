@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from ..config import Preprocessing
 from .augment import DEFAULT_DEGRADE_KINDS, check_degrade
+from .sources import DEFAULT_MAX_GAP
 
 SOURCE_KINDS = ("video", "still", "paste")
 SOURCE_FORMATS = ("video", "yolo", "coco")
@@ -34,7 +35,7 @@ class SourceConfig:
     include: Optional[List[str]] = None
     exclude: List[str] = field(default_factory=list)
     limit: Optional[int] = None  # at most this many images / frames per video (tiny configs)
-    max_gap: int = 50  # kind "video": template and search at most this many source frames apart
+    max_gap: int = DEFAULT_MAX_GAP  # kind "video" only: template and search at most this many source frames apart
 
     def check(self, i: int) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -49,6 +50,8 @@ class SourceConfig:
             raise ValueError(f"sources[{i}].weight must be >= 0")
         if self.max_gap < 1:
             raise ValueError(f"sources[{i}].max_gap must be >= 1 (source frames); got {self.max_gap}")
+        if self.max_gap != DEFAULT_MAX_GAP and self.kind != "video":
+            raise ValueError(f"sources[{i}].max_gap applies to kind 'video' only (pairs from one video); remove it")
 
 
 @dataclass

@@ -51,7 +51,7 @@ def build_sampler(cfg: TrainConfig) -> Tuple[PairSampler, Dict[str, int]]:
         if key not in cache:
             cache[key] = load_source_items(s, cfg.max_side, exclude=held_out if s.format == "video" else ())
         items = cache[key]
-        if s.format == "video" and s.kind == "video":
+        if s.kind == "video":
             items = [v.with_max_gap(s.max_gap) for v in items]  # frames shared with the cache
         sources.append((s.kind, items, s.weight))
         counts[f"{i}:{s.kind}:{s.root}"] = len(items)

@@ -20,6 +20,10 @@ import numpy as np
 from .._optional import require
 from ..boxes import mask_to_box as mask_box  # the one mask-to-box (sampler imports it from here)
 
+#: Template and search frames of a video pair are at most this many source frames apart unless a
+#: source's ``max_gap`` says otherwise.
+DEFAULT_MAX_GAP = 50
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -48,7 +52,7 @@ class Video:
     frames: List[np.ndarray]
     gt: np.ndarray
     masks: Optional[List[np.ndarray]] = None
-    max_gap: int = 50
+    max_gap: int = DEFAULT_MAX_GAP
     visible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     step: int = 1
 
@@ -209,14 +213,14 @@ def read_videos(
     include: Optional[Sequence[str]] = None,
     exclude: Sequence[str] = (),
     max_side: int = 0,
-    max_gap_source_frames: int = 50,
+    max_gap_source_frames: int = DEFAULT_MAX_GAP,
     frame_limit: Optional[int] = None,
     use_masks: bool = True,
 ) -> List[Video]:
     """Decode the videos under ``root`` (names filtered by ``include``/``exclude``).
 
     ``max_gap_source_frames`` is divided by the sequence's temporal stride from ``manifest.json``
-    (when present), so pairs stay within 50 frames of the original video.
+    (when present), so pairs stay within that many frames of the original video.
     """
     root = Path(root)
     steps = _manifest_steps(root)
