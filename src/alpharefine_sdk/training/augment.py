@@ -75,7 +75,6 @@ def degrade(img: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] = DE
     Same shape out."""
     cv2 = require("cv2")
     kind = kinds[int(rng.integers(len(kinds)))]
-    H, W = img.shape[:2]
     if kind == "resolution":
         f = rng.uniform(0.35, 0.8)
         return _down_up(img, f, f)
